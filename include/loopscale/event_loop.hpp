@@ -1,0 +1,250 @@
+// -----------------------------------------------------------------------------
+// event_loop.hpp
+// -----------------------------------------------------------------------------
+//
+// `EventLoop` is one single-threaded Asio event loop: one `asio::io_context`,
+// the thread that runs it, an `ActivityRecorder` that accounts its busy time,
+// and a state that lets it give its thread back when it is not needed.
+//
+//   loopscale::EventLoop loop(0);
+//   loop.start();                                  // spawns the thread
+//   asio::post(loop.get_executor(), [] { ... });   // runs on that thread
+//   asio::steady_timer t(loop.get_executor());     // I/O objects on the loop
+//   loop.busy_time();                              // includes the running slice
+//   loop.try_suspend();                            // thread leaves when work is done
+//   asio::post(loop.get_executor(), [] { ... });   // ... and comes back for this
+//   loop.stop();                                   // runs what was posted, joins
+//
+// `EventLoop` models the `ScalableExecutor` concept (chooser.hpp).
+//
+// States (`state()`):
+//
+//   kActive      a thread runs the loop; an Asio work guard keeps it running
+//                when it has nothing to do.
+//   kDraining    suspension requested while connections are registered: the
+//                guard is dropped, the loop keeps serving, and its thread leaves
+//                once Asio's outstanding-work count reaches zero.
+//   kSuspending  the same with no registration.
+//   kSuspended   no thread. The io_context and every I/O object on it survive.
+//   kStopped     terminal, after `stop()`.
+//
+// A new loop is kSuspended until `start()` (or until work is submitted to it).
+//
+// Suspension is gated by Asio's own outstanding-work count: pending timers,
+// pending socket operations and queued handlers all keep a suspending loop
+// serving. Work submitted through a `LoopExecutor` is never lost:
+//   * to a kSuspending/kDraining loop from another thread: the suspension is
+//     cancelled (the loop is kActive again when the submission returns);
+//     from the loop's own thread it is the loop finishing its own business,
+//     which Asio's work count already waits for, so nothing is cancelled;
+//   * to a kSuspended loop: the loop resumes on a fresh thread before the
+//     submission returns, so `is_suspended()` reads false right after
+//     `asio::post` returns.
+//
+// Busy accounting: a busy slice opens when the first wrapped handler after a
+// wait starts and closes when the loop is about to block (in `serve()`), so a
+// handler pays one branch and one counter store, and a wake-up pays two clock
+// reads. Handlers submitted through the raw `io_context` are not counted when
+// they start a slice, but time they spend inside a slice is.
+//
+// Exceptions thrown by handlers are caught on the loop's thread, reported on
+// stderr with the loop's index, and the loop keeps running: one bad handler
+// must not take the pool's thread down with it.
+//
+// Thread-safety: every member function may be called from any thread,
+// repeatedly, in any state. `stop()` and the destructor must not be called
+// from the loop's own thread (`stop()` from a handler requests the stop and
+// returns without waiting). Work submitted after `stop()` is not run; it is
+// destroyed with the loop, as with a stopped `io_context`.
+//
+// Memory ordering: a submitter enqueues first (Asio increments its
+// outstanding-work count, a sequentially consistent read-modify-write) and
+// then loads the state (sequentially consistent). `try_suspend()` stores the
+// new state before it drops the work guard. So either the submitter sees the
+// suspension and acts on it, or the guard's release sees the submitter's work
+// and the loop cannot run dry under it. The thread that leaves on suspension
+// re-checks for work that landed after Asio stopped the context, under the
+// loop's mutex, before it stores kSuspended (see `thread_main()`).
+
+#ifndef LOOPSCALE_EVENT_LOOP_HPP_
+#define LOOPSCALE_EVENT_LOOP_HPP_
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <thread>
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "loopscale/activity.hpp"
+#include "loopscale/clock.hpp"
+#include "loopscale/loop_executor.hpp"
+#include "loopscale/registration.hpp"
+
+namespace loopscale {
+
+namespace detail {
+template <class F>
+struct LoopInvoker;
+}  // namespace detail
+
+enum class LoopState : std::uint8_t {
+  kActive,
+  kDraining,
+  kSuspending,
+  kSuspended,
+  kStopped,
+};
+
+// Returns "active", "draining", "suspending", "suspended" or "stopped".
+std::string_view to_string(LoopState state) noexcept;
+
+class EventLoop {
+ public:
+  // Creates a suspended loop (no thread yet). `index` names the loop in
+  // statistics, thread names and error messages.
+  explicit EventLoop(std::size_t index = 0);
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+  // Stops the loop (see `stop()`) and joins its thread.
+  ~EventLoop();
+
+  // Returns an executor that submits to this loop.
+  LoopExecutor get_executor() noexcept { return LoopExecutor(*this); }
+
+  // Returns the loop's io_context. I/O objects created on it directly bypass
+  // busy accounting and do not wake a suspended loop: use `get_executor()`.
+  asio::io_context& context() noexcept { return ctx_; }
+
+  // Returns the index given at construction.
+  std::size_t index() const noexcept { return index_; }
+
+  // Starts the loop's thread; the same as `resume()`.
+  void start() { resume(); }
+
+  // Stops the loop: every handler submitted before `stop()` was called runs,
+  // then pending timers and socket operations are abandoned (as with
+  // `io_context::stop()`), the thread is joined and the state is kStopped.
+  // Idempotent; concurrent callers all wait for the stop to finish.
+  void stop();
+
+  // Returns the current state. A snapshot: it may change right after.
+  LoopState state() const noexcept {
+    return state_.load(std::memory_order_seq_cst);
+  }
+
+  // Returns the busy total, including the slice in progress. Monotonic.
+  std::chrono::nanoseconds busy_time() const noexcept {
+    return recorder_.busy_time();
+  }
+
+  // Returns the loop's busy/handler/wake-up counters, consistently.
+  ActivityRecorder::Snapshot activity() const noexcept {
+    return recorder_.snapshot();
+  }
+  ActivityRecorder::Snapshot activity(Clock::time_point now) const noexcept {
+    return recorder_.snapshot(now);
+  }
+
+  // Asks the loop to give its thread back once its outstanding work is done:
+  // kActive becomes kDraining (registrations held) or kSuspending. Returns
+  // true if the loop is now suspending, draining or suspended, false if it is
+  // stopped or stopping (refused).
+  [[nodiscard]] bool try_suspend();
+
+  // Brings the loop back into service: cancels a pending suspension, or starts
+  // a fresh thread for a suspended loop. Idempotent. Does nothing once
+  // `stop()` was called.
+  void resume();
+
+  // True once suspending, draining, suspended or stopped: the loop does not
+  // take new work from a chooser.
+  bool is_suspended() const noexcept { return state() != LoopState::kActive; }
+
+  // Returns the number of live registrations.
+  std::size_t registrations() const noexcept {
+    return registrations_.load(std::memory_order_relaxed);
+  }
+
+  // Counts one connection on this loop while the result lives.
+  [[nodiscard]] Registration register_connection() noexcept {
+    return Registration(*this);
+  }
+
+  // Returns how many times the loop's thread left on suspension.
+  std::uint64_t suspensions() const noexcept {
+    return suspensions_.load(std::memory_order_relaxed);
+  }
+  // Returns how many times a suspended loop was given a fresh thread (the
+  // first start is not counted).
+  std::uint64_t resumes() const noexcept {
+    return resumes_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  friend class LoopExecutor;
+  friend class Registration;
+  template <class F>
+  friend struct detail::LoopInvoker;
+
+  // Called at the start of every handler submitted through a LoopExecutor, on
+  // the loop's thread: opens a busy slice if none is open, counts a handler.
+  void begin_handler() noexcept {
+    if (!in_slice_) {
+      in_slice_ = true;
+      recorder_.mark_busy(Clock::now());
+    }
+    recorder_.count_handler();
+  }
+
+  // Called after work was submitted to the loop (the handler is queued or has
+  // run). Only a loop that is not kActive needs attention.
+  void after_submit() {
+    const LoopState s = state_.load(std::memory_order_seq_cst);
+    if (s != LoopState::kActive) [[unlikely]] after_submit_slow(s);
+  }
+  void after_submit_slow(LoopState seen);
+
+  void resume_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void thread_main();
+  void serve();
+  void close_slice() noexcept;
+
+  const std::size_t index_;
+  asio::io_context ctx_;
+  ActivityRecorder recorder_;
+  // Loop thread only: true while a busy slice is open. A handler wrapped for
+  // this loop only ever runs on the thread running ctx_, so no other thread
+  // touches it; successive threads are ordered by mu_ and thread creation.
+  bool in_slice_ = false;
+
+  // Written under mu_; read without it by submitters.
+  std::atomic<LoopState> state_{LoopState::kSuspended};
+  std::atomic<std::size_t> registrations_{0};
+  std::atomic<std::uint64_t> suspensions_{0};
+  std::atomic<std::uint64_t> resumes_{0};
+  // Set by the loop's thread when the stop marker ran.
+  std::atomic<bool> stop_marker_ran_{false};
+
+  absl::Mutex mu_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
+      guard_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_ ABSL_GUARDED_BY(mu_);
+  // Bumped whenever a suspension is cancelled or a thread started, so the
+  // leaving thread can tell that its re-check is stale.
+  std::uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool ever_started_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace loopscale
+
+#include "loopscale/impl/loop_executor.hpp"
+
+#endif  // LOOPSCALE_EVENT_LOOP_HPP_

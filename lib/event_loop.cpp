@@ -1,0 +1,234 @@
+#include "loopscale/event_loop.hpp"
+
+#include <pthread.h>
+
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include <asio/post.hpp>
+
+namespace loopscale {
+namespace {
+
+// An io_context that only one thread runs at a time: Asio then keeps a
+// handler's same-thread posts on a private queue, without locking.
+constexpr int kOneThreadConcurrencyHint = 1;
+
+// Linux limits thread names to 15 characters plus the terminator.
+constexpr std::size_t kMaxThreadName = 15;
+
+// Handlers that throw are reported and the loop goes on (see event_loop.hpp).
+void report_handler_exception(std::size_t index) noexcept {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "loopscale: loop %zu: a handler threw: %s\n", index,
+                 e.what());
+  } catch (...) {
+    std::fprintf(stderr, "loopscale: loop %zu: a handler threw\n", index);
+  }
+}
+
+void name_this_thread(std::size_t index) {
+  std::string name = "loopscale-" + std::to_string(index);
+  if (name.size() > kMaxThreadName) name.resize(kMaxThreadName);
+  pthread_setname_np(pthread_self(), name.c_str());
+}
+
+}  // namespace
+
+std::string_view to_string(LoopState state) noexcept {
+  switch (state) {
+    case LoopState::kActive:
+      return "active";
+    case LoopState::kDraining:
+      return "draining";
+    case LoopState::kSuspending:
+      return "suspending";
+    case LoopState::kSuspended:
+      return "suspended";
+    case LoopState::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+EventLoop::EventLoop(std::size_t index)
+    : index_(index), ctx_(kOneThreadConcurrencyHint) {}
+
+EventLoop::~EventLoop() {
+  stop();
+  absl::MutexLock lock(&mu_);
+  // stop() from the loop's own thread leaves the join to us.
+  if (thread_.joinable()) thread_.join();
+}
+
+void EventLoop::resume() {
+  absl::MutexLock lock(&mu_);
+  resume_locked();
+}
+
+void EventLoop::resume_locked() {
+  if (stop_requested_) return;
+  switch (state_.load()) {
+    case LoopState::kActive:
+    case LoopState::kStopped:
+      return;
+    case LoopState::kDraining:
+    case LoopState::kSuspending:
+      // The thread is still serving: put the guard back and it stays.
+      guard_.emplace(ctx_.get_executor());
+      break;
+    case LoopState::kSuspended:
+      // The previous thread stored kSuspended under mu_ and only returns after
+      // that, so this join is short.
+      if (thread_.joinable()) thread_.join();
+      ctx_.restart();
+      guard_.emplace(ctx_.get_executor());
+      thread_ = std::thread([this] { thread_main(); });
+      if (ever_started_) resumes_.fetch_add(1, std::memory_order_relaxed);
+      ever_started_ = true;
+      break;
+  }
+  ++epoch_;
+  state_.store(LoopState::kActive);
+}
+
+bool EventLoop::try_suspend() {
+  absl::MutexLock lock(&mu_);
+  if (stop_requested_) return false;
+  switch (state_.load()) {
+    case LoopState::kActive:
+      // Store the state before dropping the guard: see "Memory ordering".
+      state_.store(registrations() > 0 ? LoopState::kDraining
+                                       : LoopState::kSuspending);
+      guard_.reset();
+      return true;
+    case LoopState::kDraining:
+      if (registrations() == 0) state_.store(LoopState::kSuspending);
+      return true;
+    case LoopState::kSuspending:
+    case LoopState::kSuspended:
+      return true;
+    case LoopState::kStopped:
+      return false;
+  }
+  return false;
+}
+
+void EventLoop::after_submit_slow(LoopState seen) {
+  // The loop's own handlers submitting to it while it winds down are its
+  // remaining work: Asio's work count already holds the suspension off.
+  if (seen != LoopState::kSuspended && ctx_.get_executor().running_in_this_thread()) return;
+  resume();
+}
+
+void EventLoop::stop() {
+  const bool own_thread = ctx_.get_executor().running_in_this_thread();
+  absl::MutexLock lock(&mu_);
+  if (!stop_requested_) {
+    stop_requested_ = true;
+    const LoopState s = state_.load();
+    if (s == LoopState::kSuspended || s == LoopState::kStopped) {
+      // No thread serves the loop, and work submitted to a suspended loop
+      // would have resumed it: nothing is queued that was submitted before.
+      guard_.reset();
+      state_.store(LoopState::kStopped);
+    } else {
+      // Two hops: the first marker runs after everything queued before this
+      // call; handlers the running handler had posted from the loop's thread
+      // join the queue when it returns, i.e. before the first marker runs, so
+      // the second marker (posted from the loop's thread) runs after them.
+      asio::post(ctx_, [this] {
+        asio::post(ctx_, [this] {
+          stop_marker_ran_.store(true);
+          ctx_.stop();
+        });
+      });
+    }
+  }
+  if (own_thread) return;
+  mu_.Await(absl::Condition(
+      +[](std::atomic<LoopState>* s) { return s->load() == LoopState::kStopped; },
+      &state_));
+  if (thread_.joinable()) thread_.join();
+}
+
+void EventLoop::close_slice() noexcept {
+  if (in_slice_) {
+    recorder_.mark_idle(Clock::now());
+    in_slice_ = false;
+  }
+}
+
+void EventLoop::serve() {
+  for (;;) {
+    try {
+      for (;;) {
+        close_slice();  // about to block
+        if (ctx_.run_one() == 0) break;
+        ctx_.poll();
+      }
+      close_slice();
+      return;
+    } catch (...) {
+      report_handler_exception(index_);
+    }
+  }
+}
+
+void EventLoop::thread_main() {
+  name_this_thread(index_);
+  for (;;) {
+    serve();  // returns once ctx_ is stopped
+    std::uint64_t epoch = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      ctx_.restart();
+      if (stop_requested_) {
+        if (stop_marker_ran_.load()) {
+          guard_.reset();
+          state_.store(LoopState::kStopped);
+          return;
+        }
+        continue;  // the marker is still queued: serve until it runs
+      }
+      // A submitter cancelled the suspension while Asio was stopping ctx_.
+      if (state_.load() == LoopState::kActive) continue;
+      epoch = epoch_;
+    }
+    // Asio stopped ctx_ when its work count reached zero, but a submitter that
+    // read kSuspending/kDraining may have enqueued since: run what is there.
+    // Submitters after this poll see kSuspending/kDraining (or kSuspended) and
+    // take mu_, so they are ordered after the decision below.
+    std::size_t ran = 0;
+    try {
+      ran = ctx_.poll();
+    } catch (...) {
+      report_handler_exception(index_);
+      ran = 1;  // a handler ran, and more may be queued behind it
+    }
+    close_slice();
+    if (ran > 0) continue;
+    absl::MutexLock lock(&mu_);
+    if (epoch != epoch_ || stop_requested_) continue;
+    ctx_.restart();
+    state_.store(LoopState::kSuspended);
+    suspensions_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+}
+
+Registration::Registration(EventLoop& loop) noexcept : loop_(&loop) {
+  loop.registrations_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Registration::release() noexcept {
+  if (loop_ != nullptr) {
+    loop_->registrations_.fetch_sub(1, std::memory_order_relaxed);
+    loop_ = nullptr;
+  }
+}
+
+}  // namespace loopscale
