@@ -1,0 +1,332 @@
+#include "loopscale/event_loop.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <stdexcept>
+#include <thread>
+
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/read.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
+
+#include "support/wait.hpp"
+
+namespace loopscale {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::eventually;
+
+bool suspended(const EventLoop& loop) {
+  return loop.state() == LoopState::kSuspended;
+}
+
+TEST(EventLoopTest, NewLoopIsSuspendedAndStartMakesItActive) {
+  EventLoop loop(3);
+  EXPECT_EQ(loop.state(), LoopState::kSuspended);
+  EXPECT_EQ(loop.index(), 3u);
+  loop.start();
+  EXPECT_EQ(loop.state(), LoopState::kActive);
+  EXPECT_FALSE(loop.is_suspended());
+}
+
+TEST(EventLoopTest, BusyTimeTracksAFortyPercentLoad) {
+  // Every 10 ms period the loop sleeps 4 ms in a handler: 40% busy. Sleeping
+  // (not spinning) keeps the reading independent of CPU contention.
+  EventLoop loop;
+  loop.start();
+  constexpr auto kPeriod = 10ms;
+  constexpr auto kBusy = 4ms;
+  constexpr int kPeriods = 100;  // ~1 s
+  asio::steady_timer timer(loop.get_executor());
+  std::atomic<int> periods{0};
+  Clock::time_point first{}, last{};
+  std::chrono::nanoseconds busy_first{}, busy_last{};
+  std::function<void(std::error_code)> tick = [&](std::error_code) {
+    const int n = periods.fetch_add(1);
+    if (n == 0) {
+      first = Clock::now();
+      busy_first = loop.busy_time();
+    }
+    if (n == kPeriods) {
+      last = Clock::now();
+      busy_last = loop.busy_time();
+      return;
+    }
+    std::this_thread::sleep_for(kBusy);
+    timer.expires_at(timer.expiry() + kPeriod);
+    timer.async_wait(tick);
+  };
+  timer.expires_after(kPeriod);
+  timer.async_wait(tick);
+  ASSERT_TRUE(eventually([&] { return periods.load() > kPeriods; }));
+  const double u = std::chrono::duration<double>(busy_last - busy_first) /
+                   std::chrono::duration<double>(last - first);
+  EXPECT_NEAR(u, 0.40, 0.10);
+}
+
+TEST(EventLoopTest, SliceInProgressIsVisibleWhileAHandlerRuns) {
+  EventLoop loop;
+  loop.start();
+  std::atomic<bool> started{false};
+  std::atomic<bool> release{false};
+  asio::post(loop.get_executor(), [&] {
+    started = true;
+    while (!release) std::this_thread::yield();
+  });
+  ASSERT_TRUE(eventually([&] { return started.load(); }));
+  const auto busy_at_start = loop.busy_time();
+  // Busy time keeps growing although the handler has not returned.
+  EXPECT_TRUE(eventually([&] { return loop.busy_time() - busy_at_start >= 200ms; }));
+  EXPECT_TRUE(loop.activity().busy_now);
+  release = true;
+  ASSERT_TRUE(eventually([&] { return !loop.activity().busy_now; }));
+  const auto settled = loop.busy_time();
+  EXPECT_EQ(loop.busy_time(), settled) << "an idle loop's busy time moved";
+}
+
+TEST(EventLoopTest, SuspendedLoopGivesItsThreadBack) {
+  EventLoop loop;
+  loop.start();
+  const std::size_t with_thread = testing::thread_count();
+  ASSERT_TRUE(loop.try_suspend());
+  ASSERT_TRUE(eventually([&] { return suspended(loop); }));
+  EXPECT_TRUE(eventually([&] { return testing::thread_count() == with_thread - 1; }));
+  EXPECT_TRUE(loop.is_suspended());
+  EXPECT_EQ(loop.suspensions(), 1u);
+}
+
+TEST(EventLoopTest, PendingTimerSurvivesASuspensionRequestAndFires) {
+  EventLoop loop;
+  loop.start();
+  std::atomic<bool> fired{false};
+  asio::steady_timer timer(loop.get_executor(), 100ms);
+  timer.async_wait([&](std::error_code ec) { fired = !ec; });
+  ASSERT_TRUE(loop.try_suspend());
+  EXPECT_EQ(loop.state(), LoopState::kSuspending);
+  ASSERT_TRUE(eventually([&] { return fired.load(); }));
+  // The timer was the last work: now the thread leaves.
+  EXPECT_TRUE(eventually([&] { return suspended(loop); }));
+}
+
+TEST(EventLoopTest, PostToASuspendedLoopResumesItAndRunsTheHandler) {
+  EventLoop loop;
+  loop.start();
+  ASSERT_TRUE(loop.try_suspend());
+  ASSERT_TRUE(eventually([&] { return suspended(loop); }));
+  std::atomic<bool> ran{false};
+  asio::post(loop.get_executor(), [&] { ran = true; });
+  EXPECT_FALSE(loop.is_suspended()) << "is_suspended() after post returned";
+  EXPECT_TRUE(eventually([&] { return ran.load(); }));
+  EXPECT_EQ(loop.resumes(), 1u);
+}
+
+TEST(EventLoopTest, PostBeforeStartStartsTheLoop) {
+  EventLoop loop;
+  std::atomic<bool> ran{false};
+  asio::post(loop.get_executor(), [&] { ran = true; });
+  EXPECT_TRUE(eventually([&] { return ran.load(); }));
+}
+
+TEST(EventLoopTest, ArmingATimerOnASuspendedLoopWakesIt) {
+  EventLoop loop;
+  loop.start();
+  asio::steady_timer timer(loop.get_executor());
+  ASSERT_TRUE(loop.try_suspend());
+  ASSERT_TRUE(eventually([&] { return suspended(loop); }));
+  std::atomic<bool> fired{false};
+  timer.expires_after(1ms);
+  timer.async_wait([&](std::error_code ec) { fired = !ec; });
+  EXPECT_FALSE(loop.is_suspended());
+  EXPECT_TRUE(eventually([&] { return fired.load(); }));
+}
+
+TEST(EventLoopTest, CrossThreadPostCancelsAPendingSuspension) {
+  EventLoop loop;
+  loop.start();
+  // A timer keeps the loop from running dry, so it stays kSuspending.
+  asio::steady_timer timer(loop.get_executor(), 1h);
+  timer.async_wait([](std::error_code) {});
+  ASSERT_TRUE(loop.try_suspend());
+  ASSERT_EQ(loop.state(), LoopState::kSuspending);
+  asio::post(loop.get_executor(), [] {});
+  EXPECT_EQ(loop.state(), LoopState::kActive);
+  loop.stop();  // abandons the timer
+}
+
+TEST(EventLoopTest, OwnThreadPostDoesNotCancelASuspension) {
+  EventLoop loop;
+  loop.start();
+  std::atomic<bool> second_ran{false};
+  std::atomic<LoopState> seen{LoopState::kActive};
+  asio::steady_timer timer(loop.get_executor(), 50ms);
+  timer.async_wait([&](std::error_code) {
+    asio::post(loop.get_executor(), [&] {
+      seen = loop.state();
+      second_ran = true;
+    });
+  });
+  ASSERT_TRUE(loop.try_suspend());
+  ASSERT_TRUE(eventually([&] { return second_ran.load(); }));
+  EXPECT_EQ(seen.load(), LoopState::kSuspending);
+  EXPECT_TRUE(eventually([&] { return suspended(loop); }));
+}
+
+TEST(EventLoopTest, IoObjectsSurviveASuspension) {
+  using asio::ip::tcp;
+  EventLoop loop;
+  loop.start();
+  tcp::acceptor acceptor(loop.get_executor(),
+                         tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  tcp::socket server(loop.get_executor());
+  tcp::socket client(loop.get_executor());
+  std::atomic<bool> accepted{false};
+  acceptor.async_accept(server, [&](std::error_code ec) { accepted = !ec; });
+  client.connect(acceptor.local_endpoint());
+  ASSERT_TRUE(eventually([&] { return accepted.load(); }));
+
+  ASSERT_TRUE(loop.try_suspend());
+  ASSERT_TRUE(eventually([&] { return suspended(loop); }));
+
+  // Starting a read on the suspended loop's socket wakes it.
+  char in[4];
+  std::atomic<bool> read_done{false};
+  asio::async_read(server, asio::buffer(in),
+                   [&](std::error_code ec, std::size_t) { read_done = !ec; });
+  EXPECT_FALSE(loop.is_suspended());
+  asio::write(client, asio::buffer("ping", 4));
+  EXPECT_TRUE(eventually([&] { return read_done.load(); }));
+  EXPECT_EQ(std::string(in, 4), "ping");
+  loop.stop();
+}
+
+TEST(EventLoopTest, StopRunsEveryQueuedHandler) {
+  EventLoop loop;
+  loop.start();
+  constexpr int kHandlers = 10000;
+  std::atomic<int> ran{0};
+  // The first handler holds the loop so that the rest are still queued.
+  std::atomic<bool> release{false};
+  asio::post(loop.get_executor(), [&] {
+    while (!release) std::this_thread::yield();
+  });
+  for (int i = 0; i < kHandlers; ++i) {
+    asio::post(loop.get_executor(), [&] { ran.fetch_add(1); });
+  }
+  std::thread releaser([&] { release = true; });
+  loop.stop();
+  releaser.join();
+  EXPECT_EQ(ran.load(), kHandlers);
+  EXPECT_EQ(loop.state(), LoopState::kStopped);
+}
+
+TEST(EventLoopTest, StopRunsHandlersTheRunningHandlerPosted) {
+  EventLoop loop;
+  loop.start();
+  std::atomic<bool> inside{false};
+  std::atomic<bool> release{false};
+  std::atomic<bool> child_ran{false};
+  asio::post(loop.get_executor(), [&] {
+    asio::post(loop.get_executor(), [&] { child_ran = true; });
+    inside = true;
+    while (!release) std::this_thread::yield();
+  });
+  ASSERT_TRUE(eventually([&] { return inside.load(); }));
+  // The child was posted before stop(): it must run. The handler is released
+  // once stop() has begun, which try_suspend() tells by refusing.
+  std::thread releaser([&] {
+    while (loop.try_suspend()) std::this_thread::yield();
+    release = true;
+  });
+  loop.stop();
+  releaser.join();
+  EXPECT_TRUE(child_ran);
+}
+
+TEST(EventLoopTest, StopOfASuspendedLoopIsImmediate) {
+  EventLoop loop;
+  loop.start();
+  ASSERT_TRUE(loop.try_suspend());
+  ASSERT_TRUE(eventually([&] { return suspended(loop); }));
+  loop.stop();
+  EXPECT_EQ(loop.state(), LoopState::kStopped);
+}
+
+TEST(EventLoopTest, WorkAfterStopIsNotRunAndDoesNotRestartTheLoop) {
+  EventLoop loop;
+  loop.start();
+  loop.stop();
+  std::atomic<bool> ran{false};
+  asio::post(loop.get_executor(), [&] { ran = true; });
+  asio::steady_timer timer(loop.get_executor(), 1ms);
+  timer.async_wait([&](std::error_code) { ran = true; });
+  loop.resume();
+  EXPECT_EQ(loop.state(), LoopState::kStopped);
+  EXPECT_FALSE(loop.try_suspend()) << "a stopped loop must refuse";
+  loop.stop();  // idempotent
+  EXPECT_FALSE(ran);
+}
+
+TEST(EventLoopTest, TrySuspendAndResumeAreIdempotent) {
+  EventLoop loop;
+  loop.start();
+  loop.resume();
+  EXPECT_EQ(loop.state(), LoopState::kActive);
+  EXPECT_TRUE(loop.try_suspend());
+  EXPECT_TRUE(loop.try_suspend());
+  ASSERT_TRUE(eventually([&] { return suspended(loop); }));
+  EXPECT_TRUE(loop.try_suspend());
+  loop.resume();
+  loop.resume();
+  EXPECT_EQ(loop.state(), LoopState::kActive);
+  EXPECT_EQ(loop.resumes(), 1u);
+}
+
+TEST(EventLoopTest, RegistrationsCountConnections) {
+  EventLoop loop;
+  {
+    Registration a = loop.register_connection();
+    EXPECT_EQ(loop.registrations(), 1u);
+    Registration b = loop.register_connection();
+    EXPECT_EQ(loop.registrations(), 2u);
+    Registration moved = std::move(a);
+    EXPECT_FALSE(a);
+    EXPECT_EQ(moved.loop(), &loop);
+    EXPECT_EQ(loop.registrations(), 2u);
+    b.release();
+    b.release();
+    EXPECT_EQ(loop.registrations(), 1u);
+  }
+  EXPECT_EQ(loop.registrations(), 0u);
+}
+
+TEST(EventLoopTest, SuspendingWithRegistrationsDrains) {
+  EventLoop loop;
+  loop.start();
+  asio::steady_timer timer(loop.get_executor(), 1h);
+  timer.async_wait([](std::error_code) {});
+  Registration reg = loop.register_connection();
+  ASSERT_TRUE(loop.try_suspend());
+  EXPECT_EQ(loop.state(), LoopState::kDraining);
+  EXPECT_TRUE(loop.is_suspended());
+  reg.release();
+  ASSERT_TRUE(loop.try_suspend());
+  EXPECT_EQ(loop.state(), LoopState::kSuspending);
+  loop.stop();
+}
+
+TEST(EventLoopTest, AThrowingHandlerDoesNotStopTheLoop) {
+  EventLoop loop;
+  loop.start();
+  std::atomic<bool> after{false};
+  asio::post(loop.get_executor(), [] { throw std::runtime_error("test: boom"); });
+  asio::post(loop.get_executor(), [&] { after = true; });
+  EXPECT_TRUE(eventually([&] { return after.load(); }));
+  EXPECT_EQ(loop.state(), LoopState::kActive);
+}
+
+}  // namespace
+}  // namespace loopscale

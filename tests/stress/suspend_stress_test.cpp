@@ -1,0 +1,166 @@
+// Producers post a million handlers while another thread suspends and resumes
+// the loop at random: every handler must run exactly once. Run under
+// ThreadSanitizer (scripts/test does) to check the suspension protocol's
+// memory ordering as well as its logic.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <asio/dispatch.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "loopscale/event_loop.hpp"
+#include "support/wait.hpp"
+
+namespace loopscale {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::eventually;
+
+// Calls try_suspend()/resume() on `loops` at random until `stop` is set.
+void chaos(std::vector<EventLoop*> loops, const std::atomic<bool>& stop,
+           unsigned seed) {
+  std::mt19937 rng(seed);
+  while (!stop) {
+    EventLoop& loop = *loops[rng() % loops.size()];
+    if (rng() % 2) {
+      (void)loop.try_suspend();
+    } else {
+      loop.resume();
+    }
+    if (rng() % 8 == 0) std::this_thread::yield();
+  }
+}
+
+TEST(SuspendStressTest, EveryHandlerRunsExactlyOnceUnderRandomSuspension) {
+  constexpr int kProducers = 2;
+  constexpr int kPerProducer = 500'000;
+  constexpr int kTotal = kProducers * kPerProducer;
+  EventLoop loop;
+  loop.start();
+  std::unique_ptr<std::atomic<std::uint8_t>[]> runs(
+      new std::atomic<std::uint8_t>[kTotal]());
+  std::atomic<int> ran{0};
+
+  std::atomic<bool> stop_chaos{false};
+  std::thread chaos_thread(chaos, std::vector<EventLoop*>{&loop},
+                           std::cref(stop_chaos), 42u);
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      for (int i = 0; i < kPerProducer; ++i) {
+        const int id = p * kPerProducer + i;
+        // Alternate post and dispatch: both must survive suspension.
+        auto handler = [&, id] {
+          runs[id].fetch_add(1, std::memory_order_relaxed);
+          ran.fetch_add(1, std::memory_order_relaxed);
+        };
+        if (i % 2) {
+          asio::post(loop.get_executor(), handler);
+        } else {
+          asio::dispatch(loop.get_executor(), handler);
+        }
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  ASSERT_TRUE(eventually([&] { return ran.load() == kTotal; }, 300s))
+      << ran.load() << " of " << kTotal << " ran; state "
+      << to_string(loop.state());
+  stop_chaos = true;
+  chaos_thread.join();
+  int wrong = 0;
+  for (int i = 0; i < kTotal; ++i) wrong += runs[i].load() != 1;
+  EXPECT_EQ(wrong, 0);
+  EXPECT_GT(loop.suspensions(), 0u) << "the chaos never completed a suspension";
+}
+
+TEST(SuspendStressTest, SelfPostingChainsAndTimersSurviveRandomSuspension) {
+  // Chains re-post themselves from the loop's own thread (which must not
+  // cancel a suspension, yet must not be lost) and arm short timers.
+  constexpr int kLoops = 3;
+  constexpr int kChains = 50;
+  constexpr int kLinks = 2000;
+  std::vector<std::unique_ptr<EventLoop>> loops;
+  std::vector<EventLoop*> raw;
+  for (int i = 0; i < kLoops; ++i) {
+    loops.push_back(std::make_unique<EventLoop>(i));
+    loops.back()->start();
+    raw.push_back(loops.back().get());
+  }
+  std::atomic<bool> stop_chaos{false};
+  std::thread chaos_thread(chaos, raw, std::cref(stop_chaos), 7u);
+
+  std::atomic<int> finished_chains{0};
+  std::atomic<int> links{0};
+  struct Chain {
+    EventLoop* loop;
+    int left;
+    std::atomic<int>* links;
+    std::atomic<int>* finished;
+    std::unique_ptr<asio::steady_timer> timer;
+    void step(std::shared_ptr<Chain> self) {
+      links->fetch_add(1, std::memory_order_relaxed);
+      if (--left == 0) {
+        finished->fetch_add(1);
+        return;
+      }
+      if (left % 100 == 0) {
+        timer->expires_after(100us);
+        timer->async_wait([self](std::error_code) { self->step(self); });
+      } else {
+        asio::post(loop->get_executor(), [self] { self->step(self); });
+      }
+    }
+  };
+  for (int c = 0; c < kChains; ++c) {
+    auto chain = std::make_shared<Chain>();
+    chain->loop = raw[c % kLoops];
+    chain->left = kLinks;
+    chain->links = &links;
+    chain->finished = &finished_chains;
+    chain->timer = std::make_unique<asio::steady_timer>(chain->loop->get_executor());
+    asio::post(chain->loop->get_executor(), [chain] { chain->step(chain); });
+  }
+  const bool all_done =
+      eventually([&] { return finished_chains.load() == kChains; }, 300s);
+  stop_chaos = true;
+  chaos_thread.join();
+  ASSERT_TRUE(all_done) << finished_chains.load() << " of " << kChains
+                        << " chains finished";
+  EXPECT_EQ(links.load(), kChains * kLinks);
+}
+
+TEST(SuspendStressTest, ConcurrentStopWithProducersLosesNothingPostedBefore) {
+  for (int round = 0; round < 20; ++round) {
+    EventLoop loop;
+    loop.start();
+    std::atomic<int> posted{0};
+    std::atomic<int> ran{0};
+    std::atomic<bool> stop_posting{false};
+    std::thread producer([&] {
+      while (!stop_posting) {
+        asio::post(loop.get_executor(), [&] { ran.fetch_add(1); });
+        posted.fetch_add(1);
+        if (posted.load() % 64 == 0) (void)loop.try_suspend();
+      }
+    });
+    ASSERT_TRUE(eventually([&] { return posted.load() > 1000; }));
+    const int posted_before_stop = posted.load();
+    loop.stop();
+    stop_posting = true;
+    producer.join();
+    EXPECT_GE(ran.load(), posted_before_stop) << "round " << round;
+    EXPECT_EQ(loop.state(), LoopState::kStopped);
+  }
+}
+
+}  // namespace
+}  // namespace loopscale
