@@ -59,13 +59,13 @@ EventLoop::EventLoop(std::size_t index)
 
 EventLoop::~EventLoop() {
   stop();
-  absl::MutexLock lock(&mu_);
+  detail::MutexLock lock(mu_);
   // stop() from the loop's own thread leaves the join to us.
   if (thread_.joinable()) thread_.join();
 }
 
 void EventLoop::resume() {
-  absl::MutexLock lock(&mu_);
+  detail::MutexLock lock(mu_);
   resume_locked();
 }
 
@@ -96,7 +96,7 @@ void EventLoop::resume_locked() {
 }
 
 bool EventLoop::try_suspend() {
-  absl::MutexLock lock(&mu_);
+  detail::MutexLock lock(mu_);
   if (stop_requested_) return false;
   switch (state_.load()) {
     case LoopState::kActive:
@@ -126,7 +126,7 @@ void EventLoop::after_submit_slow(LoopState seen) {
 
 void EventLoop::stop() {
   const bool own_thread = ctx_.get_executor().running_in_this_thread();
-  absl::MutexLock lock(&mu_);
+  detail::MutexLock lock(mu_);
   if (!stop_requested_) {
     stop_requested_ = true;
     const LoopState s = state_.load();
@@ -135,6 +135,7 @@ void EventLoop::stop() {
       // would have resumed it: nothing is queued that was submitted before.
       guard_.reset();
       state_.store(LoopState::kStopped);
+      stopped_cv_.SignalAll();
     } else {
       // Two hops: the first marker runs after everything queued before this
       // call; handlers the running handler had posted from the loop's thread
@@ -149,9 +150,7 @@ void EventLoop::stop() {
     }
   }
   if (own_thread) return;
-  mu_.Await(absl::Condition(
-      +[](std::atomic<LoopState>* s) { return s->load() == LoopState::kStopped; },
-      &state_));
+  while (state_.load() != LoopState::kStopped) mu_.wait(stopped_cv_);
   if (thread_.joinable()) thread_.join();
 }
 
@@ -184,12 +183,13 @@ void EventLoop::thread_main() {
     serve();  // returns once ctx_ is stopped
     std::uint64_t epoch = 0;
     {
-      absl::MutexLock lock(&mu_);
+      detail::MutexLock lock(mu_);
       ctx_.restart();
       if (stop_requested_) {
         if (stop_marker_ran_.load()) {
           guard_.reset();
           state_.store(LoopState::kStopped);
+          stopped_cv_.SignalAll();
           return;
         }
         continue;  // the marker is still queued: serve until it runs
@@ -211,7 +211,7 @@ void EventLoop::thread_main() {
     }
     close_slice();
     if (ran > 0) continue;
-    absl::MutexLock lock(&mu_);
+    detail::MutexLock lock(mu_);
     if (epoch != epoch_ || stop_requested_) continue;
     ctx_.restart();
     state_.store(LoopState::kSuspended);

@@ -42,11 +42,12 @@ TEST(EventLoopTest, BusyTimeTracksAFortyPercentLoad) {
   constexpr auto kBusy = 4ms;
   constexpr int kPeriods = 100;  // ~1 s
   asio::steady_timer timer(loop.get_executor());
-  std::atomic<int> periods{0};
+  int periods = 0;  // loop thread only
+  std::atomic<bool> done{false};
   Clock::time_point first{}, last{};
   std::chrono::nanoseconds busy_first{}, busy_last{};
   std::function<void(std::error_code)> tick = [&](std::error_code) {
-    const int n = periods.fetch_add(1);
+    const int n = periods++;
     if (n == 0) {
       first = Clock::now();
       busy_first = loop.busy_time();
@@ -54,6 +55,7 @@ TEST(EventLoopTest, BusyTimeTracksAFortyPercentLoad) {
     if (n == kPeriods) {
       last = Clock::now();
       busy_last = loop.busy_time();
+      done = true;  // publishes first/last/busy_* to the test thread
       return;
     }
     std::this_thread::sleep_for(kBusy);
@@ -62,7 +64,7 @@ TEST(EventLoopTest, BusyTimeTracksAFortyPercentLoad) {
   };
   timer.expires_after(kPeriod);
   timer.async_wait(tick);
-  ASSERT_TRUE(eventually([&] { return periods.load() > kPeriods; }));
+  ASSERT_TRUE(eventually([&] { return done.load(); }));
   const double u = std::chrono::duration<double>(busy_last - busy_first) /
                    std::chrono::duration<double>(last - first);
   EXPECT_NEAR(u, 0.40, 0.10);

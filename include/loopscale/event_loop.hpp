@@ -82,6 +82,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "loopscale/detail/mutex.hpp"
 #include "loopscale/activity.hpp"
 #include "loopscale/clock.hpp"
 #include "loopscale/loop_executor.hpp"
@@ -232,7 +233,9 @@ class EventLoop {
   // Set by the loop's thread when the stop marker ran.
   std::atomic<bool> stop_marker_ran_{false};
 
-  absl::Mutex mu_;
+  detail::Mutex mu_;
+  // Signalled when the state becomes kStopped.
+  absl::CondVar stopped_cv_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
       guard_ ABSL_GUARDED_BY(mu_);
   std::thread thread_ ABSL_GUARDED_BY(mu_);
