@@ -124,6 +124,16 @@ void EventLoop::after_submit_slow(LoopState seen) {
   resume();
 }
 
+void EventLoop::acquire_work() noexcept {
+  // Count first, then look at the state: see "Memory ordering" in the header.
+  ctx_.get_executor().on_work_started();
+  after_submit();
+}
+
+void EventLoop::release_work() noexcept {
+  ctx_.get_executor().on_work_finished();
+}
+
 void EventLoop::stop() {
   const bool own_thread = ctx_.get_executor().running_in_this_thread();
   detail::MutexLock lock(mu_);

@@ -80,6 +80,7 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 
+#include "absl/base/attributes.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "loopscale/detail/mutex.hpp"
@@ -196,7 +197,7 @@ class EventLoop {
 
   // Called at the start of every handler submitted through a LoopExecutor, on
   // the loop's thread: opens a busy slice if none is open, counts a handler.
-  void begin_handler() noexcept {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void begin_handler() noexcept {
     if (!in_slice_) {
       in_slice_ = true;
       recorder_.mark_busy(Clock::now());
@@ -206,28 +207,37 @@ class EventLoop {
 
   // Called after work was submitted to the loop (the handler is queued or has
   // run). Only a loop that is not kActive needs attention.
-  void after_submit() {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void after_submit() {
     const LoopState s = state_.load(std::memory_order_seq_cst);
     if (s != LoopState::kActive) [[unlikely]] after_submit_slow(s);
   }
   void after_submit_slow(LoopState seen);
+  // A tracked LoopExecutor was created / destroyed: counts as Asio work.
+  void acquire_work() noexcept;
+  void release_work() noexcept;
 
   void resume_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void thread_main();
   void serve();
   void close_slice() noexcept;
 
+  // Cache-line size on x86-64 and most ARM cores; keeps data the loop's
+  // thread writes per handler off the line submitters read per submission.
+  static constexpr std::size_t kCacheLine = 64;
+
   const std::size_t index_;
   asio::io_context ctx_;
-  ActivityRecorder recorder_;
+  // Written by the loop's thread per handler and per wake-up.
+  alignas(kCacheLine) ActivityRecorder recorder_;
   // Loop thread only: true while a busy slice is open. A handler wrapped for
   // this loop only ever runs on the thread running ctx_, so no other thread
   // touches it; successive threads are ordered by mu_ and thread creation.
   bool in_slice_ = false;
 
-  // Written under mu_; read without it by submitters.
-  std::atomic<LoopState> state_{LoopState::kSuspended};
-  std::atomic<std::size_t> registrations_{0};
+  // Written under mu_ (rarely); read by every submission.
+  alignas(kCacheLine) std::atomic<LoopState> state_{LoopState::kSuspended};
+  // Written by connections opening and closing, from any thread.
+  alignas(kCacheLine) std::atomic<std::size_t> registrations_{0};
   std::atomic<std::uint64_t> suspensions_{0};
   std::atomic<std::uint64_t> resumes_{0};
   // Set by the loop's thread when the stop marker ran.

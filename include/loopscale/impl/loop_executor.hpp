@@ -34,10 +34,7 @@ struct LoopInvoker {
 
 inline LoopExecutor::LoopExecutor(EventLoop* loop, std::uint8_t bits) noexcept
     : loop_(loop), bits_(bits) {
-  if (tracked()) {
-    loop_->ctx_.get_executor().on_work_started();
-    loop_->after_submit();
-  }
+  if (tracked()) [[unlikely]] loop_->acquire_work();
 }
 
 inline LoopExecutor::LoopExecutor(const LoopExecutor& other) noexcept
@@ -56,7 +53,7 @@ inline LoopExecutor& LoopExecutor::operator=(const LoopExecutor& other) noexcept
 
 inline LoopExecutor& LoopExecutor::operator=(LoopExecutor&& other) noexcept {
   if (this != &other) {
-    if (tracked()) loop_->ctx_.get_executor().on_work_finished();
+    if (tracked()) loop_->release_work();
     loop_ = other.loop_;
     bits_ = other.bits_;
     other.bits_ &= static_cast<std::uint8_t>(~kTracked);
@@ -65,7 +62,7 @@ inline LoopExecutor& LoopExecutor::operator=(LoopExecutor&& other) noexcept {
 }
 
 inline LoopExecutor::~LoopExecutor() {
-  if (tracked()) loop_->ctx_.get_executor().on_work_finished();
+  if (tracked()) [[unlikely]] loop_->release_work();
 }
 
 inline LoopExecutor::inner_executor_type LoopExecutor::get_inner_executor()

@@ -1,0 +1,222 @@
+// Plain asio::io_context (one thread, what users would write instead) against
+// EventLoop + LoopExecutor, on the same workloads in the same run:
+//   RepostChain   a handler that re-posts itself from the loop's thread
+//   CrossThread   trivial handlers posted from another thread
+//   Timers        64 timers re-armed to expire at once, again and again
+// plus ResumeLatency: post to a suspended loop until the handler starts.
+//
+// scripts/bench runs this with interleaved repetitions and prints the
+// loopscale/plain time ratio per case.
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "loopscale/event_loop.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// A plain io_context run by one thread, as a user would write it.
+class PlainLoop {
+ public:
+  PlainLoop() : guard_(ctx_.get_executor()), thread_([this] { ctx_.run(); }) {}
+  ~PlainLoop() {
+    guard_.reset();
+    ctx_.stop();
+    thread_.join();
+  }
+  asio::io_context::executor_type executor() { return ctx_.get_executor(); }
+
+ private:
+  asio::io_context ctx_{1};  // same concurrency hint as EventLoop
+  asio::executor_work_guard<asio::io_context::executor_type> guard_;
+  std::thread thread_;
+};
+
+class ScaledLoop {
+ public:
+  ScaledLoop() { loop_.start(); }
+  loopscale::LoopExecutor executor() { return loop_.get_executor(); }
+  loopscale::EventLoop& loop() { return loop_; }
+
+ private:
+  loopscale::EventLoop loop_{0};
+};
+
+// Spins until `flag` is set (the benchmark thread waits for the loop).
+void wait_for(const std::atomic<bool>& flag) {
+  while (!flag.load(std::memory_order_acquire)) {
+  }
+}
+
+template <class Executor>
+struct Chain {
+  Executor ex;
+  int left;
+  std::atomic<bool>* done;
+  void operator()() {
+    if (--left == 0) {
+      done->store(true, std::memory_order_release);
+      return;
+    }
+    asio::post(ex, std::move(*this));
+  }
+};
+
+constexpr int kChainLength = 10'000;
+
+template <class Loop>
+void BM_RepostChain(benchmark::State& state) {
+  Loop loop;
+  for (auto _ : state) {
+    std::atomic<bool> done{false};
+    asio::post(loop.executor(),
+               Chain<decltype(loop.executor())>{loop.executor(), kChainLength, &done});
+    wait_for(done);
+  }
+  state.SetItemsProcessed(state.iterations() * kChainLength);
+}
+
+constexpr int kCrossThreadBatch = 10'000;
+
+template <class Loop>
+void BM_CrossThread(benchmark::State& state) {
+  Loop loop;
+  for (auto _ : state) {
+    std::atomic<int> left{kCrossThreadBatch};
+    std::atomic<bool> done{false};
+    for (int i = 0; i < kCrossThreadBatch; ++i) {
+      asio::post(loop.executor(), [&] {
+        if (left.fetch_sub(1, std::memory_order_relaxed) == 1) {
+          done.store(true, std::memory_order_release);
+        }
+      });
+    }
+    wait_for(done);
+  }
+  state.SetItemsProcessed(state.iterations() * kCrossThreadBatch);
+}
+
+constexpr int kTimers = 64;
+constexpr int kFiresPerTimer = 200;
+
+template <class Loop>
+void BM_Timers(benchmark::State& state) {
+  Loop loop;
+  std::vector<std::unique_ptr<asio::steady_timer>> timers;
+  for (int i = 0; i < kTimers; ++i) {
+    timers.push_back(std::make_unique<asio::steady_timer>(loop.executor()));
+  }
+  for (auto _ : state) {
+    std::atomic<int> running{kTimers};
+    std::atomic<bool> done{false};
+    struct Rearm {
+      asio::steady_timer* timer;
+      int left;
+      std::atomic<int>* running;
+      std::atomic<bool>* done;
+      void operator()(std::error_code) {
+        if (--left == 0) {
+          if (running->fetch_sub(1) == 1) done->store(true);
+          return;
+        }
+        timer->expires_at(asio::steady_timer::clock_type::now());
+        timer->async_wait(std::move(*this));
+      }
+    };
+    asio::post(loop.executor(), [&] {
+      for (auto& t : timers) {
+        t->expires_at(asio::steady_timer::clock_type::now());
+        t->async_wait(Rearm{t.get(), kFiresPerTimer, &running, &done});
+      }
+    });
+    wait_for(done);
+  }
+  state.SetItemsProcessed(state.iterations() * kTimers * kFiresPerTimer);
+}
+
+// Post to a suspended loop until its handler starts on the fresh thread.
+// Reported as counters: p50_us and p99_us over the iterations.
+void BM_ResumeLatency(benchmark::State& state) {
+  ScaledLoop scaled;
+  loopscale::EventLoop& loop = scaled.loop();
+  std::vector<double> samples;
+  for (auto _ : state) {
+    state.PauseTiming();
+    (void)loop.try_suspend();
+    while (loop.state() != loopscale::LoopState::kSuspended) {
+      std::this_thread::yield();
+    }
+    std::atomic<bool> ran{false};
+    std::chrono::steady_clock::time_point started;
+    state.ResumeTiming();
+    const auto posted = std::chrono::steady_clock::now();
+    asio::post(loop.get_executor(), [&] {
+      started = std::chrono::steady_clock::now();
+      ran.store(true, std::memory_order_release);
+    });
+    wait_for(ran);
+    samples.push_back(
+        std::chrono::duration<double, std::micro>(started - posted).count());
+  }
+  std::sort(samples.begin(), samples.end());
+  auto pct = [&](double p) {
+    return samples[static_cast<std::size_t>(p * static_cast<double>(samples.size() - 1))];
+  };
+  state.counters["p50_us"] = pct(0.50);
+  state.counters["p99_us"] = pct(0.99);
+}
+
+// The same wake-up on a loop that is merely idle (blocked in epoll), for
+// scale: the part of the resume latency that is thread creation.
+template <class Loop>
+void BM_WakeLatency(benchmark::State& state) {
+  Loop loop;
+  std::vector<double> samples;
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::this_thread::sleep_for(200us);  // let the loop block again
+    std::atomic<bool> ran{false};
+    std::chrono::steady_clock::time_point started;
+    state.ResumeTiming();
+    const auto posted = std::chrono::steady_clock::now();
+    asio::post(loop.executor(), [&] {
+      started = std::chrono::steady_clock::now();
+      ran.store(true, std::memory_order_release);
+    });
+    wait_for(ran);
+    samples.push_back(
+        std::chrono::duration<double, std::micro>(started - posted).count());
+  }
+  std::sort(samples.begin(), samples.end());
+  auto pct = [&](double p) {
+    return samples[static_cast<std::size_t>(p * static_cast<double>(samples.size() - 1))];
+  };
+  state.counters["p50_us"] = pct(0.50);
+  state.counters["p99_us"] = pct(0.99);
+}
+
+BENCHMARK_TEMPLATE(BM_RepostChain, PlainLoop)->Name("RepostChain/plain")->UseRealTime();
+BENCHMARK_TEMPLATE(BM_RepostChain, ScaledLoop)->Name("RepostChain/loopscale")->UseRealTime();
+BENCHMARK_TEMPLATE(BM_CrossThread, PlainLoop)->Name("CrossThread/plain")->UseRealTime();
+BENCHMARK_TEMPLATE(BM_CrossThread, ScaledLoop)->Name("CrossThread/loopscale")->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Timers, PlainLoop)->Name("Timers/plain")->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Timers, ScaledLoop)->Name("Timers/loopscale")->UseRealTime();
+BENCHMARK_TEMPLATE(BM_WakeLatency, PlainLoop)->Name("WakeLatency/plain")->Iterations(300)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_WakeLatency, ScaledLoop)->Name("WakeLatency/loopscale")->Iterations(300)->UseRealTime();
+BENCHMARK(BM_ResumeLatency)->Name("ResumeLatency/loopscale")->Iterations(300)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
