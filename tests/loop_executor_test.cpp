@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <future>
+#include <memory>
 
 #include <asio/awaitable.hpp>
 #include <asio/co_spawn.hpp>
@@ -32,8 +33,11 @@ using namespace std::chrono_literals;
 using testing::eventually;
 
 static_assert(asio::execution::is_executor<LoopExecutor>::value);
+static_assert(asio::execution::is_executor<TrackedLoopExecutor>::value);
 static_assert(asio::execution::is_executor<
               asio::strand<LoopExecutor>>::value);
+static_assert(std::is_trivially_copyable_v<LoopExecutor>,
+              "Asio copies executors on every submission");
 
 // What a handler saw when it ran.
 struct Seen {
@@ -200,17 +204,17 @@ TEST_F(LoopExecutorTest, TrackedExecutorOnASuspendedLoopResumesIt) {
   namespace ex = asio::execution;
   ASSERT_TRUE(loop_.try_suspend());
   ASSERT_TRUE(eventually([&] { return loop_.state() == LoopState::kSuspended; }));
-  std::optional<LoopExecutor> work(
-      asio::require(loop_.get_executor(), ex::outstanding_work.tracked));
+  const TrackedLoopExecutor work =
+      asio::require(loop_.get_executor(), ex::outstanding_work.tracked);
   EXPECT_EQ(loop_.state(), LoopState::kActive);
-  EXPECT_EQ(asio::query(*work, ex::outstanding_work), ex::outstanding_work.tracked);
+  EXPECT_EQ(asio::query(work, ex::outstanding_work), ex::outstanding_work.tracked);
 }
 
 TEST_F(LoopExecutorTest, SuspensionFinishesOnlyWhenTrackedWorkIsReleased) {
   namespace ex = asio::execution;
-  std::optional<LoopExecutor> work(
+  auto work = std::make_unique<TrackedLoopExecutor>(
       asio::require(loop_.get_executor(), ex::outstanding_work.tracked));
-  std::optional<LoopExecutor> copy(*work);  // copies hold work too
+  auto copy = std::make_unique<TrackedLoopExecutor>(*work);  // copies hold work too
   ASSERT_TRUE(loop_.try_suspend());
   work.reset();
   EXPECT_EQ(loop_.state(), LoopState::kSuspending);

@@ -94,6 +94,11 @@ namespace loopscale {
 namespace detail {
 template <class F>
 struct LoopInvoker;
+
+// Cache-line size on x86-64 and most ARM cores. EventLoop keeps data its
+// thread writes per handler off the line submitters read per submission; the
+// alignment also frees the low bits of its address for LoopExecutor's flags.
+inline constexpr std::size_t kCacheLine = 64;
 }  // namespace detail
 
 enum class LoopState : std::uint8_t {
@@ -107,7 +112,7 @@ enum class LoopState : std::uint8_t {
 // Returns "active", "draining", "suspending", "suspended" or "stopped".
 std::string_view to_string(LoopState state) noexcept;
 
-class EventLoop {
+class alignas(detail::kCacheLine) EventLoop {
  public:
   // Creates a suspended loop (no thread yet). `index` names the loop in
   // statistics, thread names and error messages.
@@ -190,7 +195,8 @@ class EventLoop {
   }
 
  private:
-  friend class LoopExecutor;
+  friend class detail::LoopExecutorBase;
+  friend class TrackedLoopExecutor;
   friend class Registration;
   template <class F>
   friend struct detail::LoopInvoker;
@@ -212,8 +218,10 @@ class EventLoop {
     if (s != LoopState::kActive) [[unlikely]] after_submit_slow(s);
   }
   void after_submit_slow(LoopState seen);
-  // A tracked LoopExecutor was created / destroyed: counts as Asio work.
-  void acquire_work() noexcept;
+  // A TrackedLoopExecutor is being created: counts it as Asio work unless the
+  // caller runs on the loop's thread (see loop_executor.hpp), and wakes the
+  // loop. Returns whether it counted, i.e. whether release_work() is due.
+  bool acquire_work() noexcept;
   void release_work() noexcept;
 
   void resume_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -221,23 +229,19 @@ class EventLoop {
   void serve();
   void close_slice() noexcept;
 
-  // Cache-line size on x86-64 and most ARM cores; keeps data the loop's
-  // thread writes per handler off the line submitters read per submission.
-  static constexpr std::size_t kCacheLine = 64;
-
   const std::size_t index_;
   asio::io_context ctx_;
   // Written by the loop's thread per handler and per wake-up.
-  alignas(kCacheLine) ActivityRecorder recorder_;
+  alignas(detail::kCacheLine) ActivityRecorder recorder_;
   // Loop thread only: true while a busy slice is open. A handler wrapped for
   // this loop only ever runs on the thread running ctx_, so no other thread
   // touches it; successive threads are ordered by mu_ and thread creation.
   bool in_slice_ = false;
 
   // Written under mu_ (rarely); read by every submission.
-  alignas(kCacheLine) std::atomic<LoopState> state_{LoopState::kSuspended};
+  alignas(detail::kCacheLine) std::atomic<LoopState> state_{LoopState::kSuspended};
   // Written by connections opening and closing, from any thread.
-  alignas(kCacheLine) std::atomic<std::size_t> registrations_{0};
+  alignas(detail::kCacheLine) std::atomic<std::size_t> registrations_{0};
   std::atomic<std::uint64_t> suspensions_{0};
   std::atomic<std::uint64_t> resumes_{0};
   // Set by the loop's thread when the stop marker ran.

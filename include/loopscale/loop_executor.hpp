@@ -10,11 +10,13 @@
 // starting an operation wakes a suspended loop.
 //
 // Like `asio::strand`, it is a small value type around an inner executor (the
-// loop's `io_context::executor_type`): a pointer to the loop plus three
-// property bits (blocking, relationship, outstanding work). `require()` and
-// `prefer()` return another `LoopExecutor` with the bit changed, so the type
-// stays the same whatever Asio asks of it. Two executors are equal when they
-// refer to the same loop.
+// loop's `io_context::executor_type`): one word, the loop's address with the
+// property bits (blocking, relationship) in its low bits, as Asio's own
+// io_context executor does. It is trivially copyable and moves in a register,
+// so Asio's `require`/`prefer` chains cost nothing. (A pointer plus a separate
+// flag byte made every handler copy stall on store-to-load forwarding.) `require()` and `prefer()` return
+// another `LoopExecutor` with the bit changed. Two executors are equal when
+// they refer to the same loop.
 //
 // What `execute()` adds to the inner executor:
 //   * The function is wrapped so that, when it runs, the loop opens a busy
@@ -25,15 +27,24 @@
 //     cancelled; if it is suspended, it resumes on a fresh thread before
 //     `execute()` returns. Work is never lost to a suspension.
 //
-// Outstanding work: `require(execution::outstanding_work.tracked)` returns an
-// executor that counts as work on the loop while it (or a copy) lives, exactly
-// like Asio's own tracked executors: the loop cannot finish suspending, and
-// creating it wakes a suspended loop. Asio asks for it whenever an operation is
-// started (a timer armed, a socket read), which is how those wake the loop.
-// Asio requires executor copies to be `noexcept`; if resuming a loop from a
-// tracked copy fails to create a thread, the process terminates.
+// Outstanding work: `require(execution::outstanding_work.tracked)` returns a
+// `TrackedLoopExecutor`, which counts as work on the loop while it (or a copy)
+// lives, exactly like Asio's own tracked executors: the loop cannot finish
+// suspending, and creating one wakes a suspended loop. Asio asks for one
+// whenever an operation is started (a timer armed, a socket read), which is how
+// those wake the loop. Asio requires executor copies to be `noexcept`; if
+// resuming a loop from a tracked copy fails to create a thread, the process
+// terminates.
 //
-// Thread-safety: all members are safe to call from any thread. The executor
+// A tracked executor created on the loop's own thread (inside a handler, which
+// is where Asio creates one for nearly every operation) holds no count of its
+// own: the running handler is itself counted until it returns, and the
+// operation it starts registers its own work (Asio counts every pending timer
+// and socket operation), so the loop cannot run dry in between. This saves two
+// atomic read-modify-writes per operation. Holding such an executor does not
+// keep a loop from suspending later; submitting through it wakes the loop.
+//
+// Thread-safety: all members are safe to call from any thread. An executor
 // must not outlive its loop.
 
 #ifndef LOOPSCALE_LOOP_EXECUTOR_HPP_
@@ -47,22 +58,19 @@
 namespace loopscale {
 
 class EventLoop;
+class LoopExecutor;
+class TrackedLoopExecutor;
 
-class LoopExecutor {
+namespace detail {
+
+// What LoopExecutor and TrackedLoopExecutor share: the loop, the blocking and
+// relationship bits, the queries and execute(). Not for direct use.
+class LoopExecutorBase {
  public:
   using inner_executor_type = asio::io_context::executor_type;
 
-  // An untracked, possibly-blocking, fork executor for `loop`.
-  explicit LoopExecutor(EventLoop& loop) noexcept : loop_(&loop), bits_(0) {}
-
-  LoopExecutor(const LoopExecutor& other) noexcept;
-  LoopExecutor(LoopExecutor&& other) noexcept;
-  LoopExecutor& operator=(const LoopExecutor& other) noexcept;
-  LoopExecutor& operator=(LoopExecutor&& other) noexcept;
-  ~LoopExecutor();
-
   // Returns the loop this executor submits to.
-  EventLoop& loop() const noexcept { return *loop_; }
+  EventLoop& loop() const noexcept { return *ptr(); }
 
   // Returns the loop's `io_context` executor, with no accounting and no
   // suspension handling: work submitted through it bypasses loopscale.
@@ -71,38 +79,13 @@ class LoopExecutor {
   // Returns true if the caller runs on the loop's thread, inside a handler.
   bool running_in_this_thread() const noexcept;
 
-  // ---- Asio properties (called through asio::query/require/prefer) --------
-
+  // Asio properties, called through asio::query.
   asio::io_context& query(asio::execution::context_t) const noexcept;
   asio::execution::blocking_t query(asio::execution::blocking_t) const noexcept;
   asio::execution::relationship_t query(
       asio::execution::relationship_t) const noexcept;
-  asio::execution::outstanding_work_t query(
-      asio::execution::outstanding_work_t) const noexcept;
   asio::execution::mapping_t query(asio::execution::mapping_t) const noexcept {
     return asio::execution::mapping.thread;
-  }
-
-  LoopExecutor require(asio::execution::blocking_t::possibly_t) const noexcept {
-    return with(kBlockingNever, false);
-  }
-  LoopExecutor require(asio::execution::blocking_t::never_t) const noexcept {
-    return with(kBlockingNever, true);
-  }
-  LoopExecutor require(asio::execution::relationship_t::fork_t) const noexcept {
-    return with(kContinuation, false);
-  }
-  LoopExecutor require(
-      asio::execution::relationship_t::continuation_t) const noexcept {
-    return with(kContinuation, true);
-  }
-  LoopExecutor require(
-      asio::execution::outstanding_work_t::tracked_t) const noexcept {
-    return with(kTracked, true);
-  }
-  LoopExecutor require(
-      asio::execution::outstanding_work_t::untracked_t) const noexcept {
-    return with(kTracked, false);
   }
 
   // Submits `f` to the loop according to this executor's properties. `f` runs
@@ -111,28 +94,140 @@ class LoopExecutor {
   template <class Function>
   void execute(Function&& f) const;
 
+ protected:
+  // Property bits, kept in the low bits of the loop's address (EventLoop is
+  // aligned to a cache line, so its low six bits are zero).
+  static constexpr std::uintptr_t kBlockingNever = 1;
+  static constexpr std::uintptr_t kContinuation = 2;
+  static constexpr std::uintptr_t kHoldsWork = 4;  // TrackedLoopExecutor only
+  static constexpr std::uintptr_t kPropertyBits = kBlockingNever | kContinuation;
+  static constexpr std::uintptr_t kAllBits = 7;
+
+  explicit LoopExecutorBase(std::uintptr_t target) noexcept : target_(target) {}
+  static std::uintptr_t address_of(EventLoop& loop) noexcept {
+    return reinterpret_cast<std::uintptr_t>(&loop);
+  }
+  EventLoop* ptr() const noexcept {
+    return reinterpret_cast<EventLoop*>(target_ & ~kAllBits);
+  }
+  std::uintptr_t with(std::uintptr_t bit, bool on) const noexcept {
+    return on ? (target_ | bit) : (target_ & ~bit);
+  }
+  bool same_loop(const LoopExecutorBase& other) const noexcept {
+    return ptr() == other.ptr();
+  }
+
+  std::uintptr_t target_;
+};
+
+}  // namespace detail
+
+class LoopExecutor : public detail::LoopExecutorBase {
+ public:
+  // An untracked, possibly-blocking, fork executor for `loop`.
+  explicit LoopExecutor(EventLoop& loop) noexcept
+      : LoopExecutorBase(address_of(loop)) {}
+
+  using LoopExecutorBase::query;
+  asio::execution::outstanding_work_t query(
+      asio::execution::outstanding_work_t) const noexcept {
+    return asio::execution::outstanding_work.untracked;
+  }
+
+  // Asio properties, called through asio::require and asio::prefer.
+  LoopExecutor require(asio::execution::blocking_t::possibly_t) const noexcept {
+    return LoopExecutor(with(kBlockingNever, false));
+  }
+  LoopExecutor require(asio::execution::blocking_t::never_t) const noexcept {
+    return LoopExecutor(with(kBlockingNever, true));
+  }
+  LoopExecutor require(asio::execution::relationship_t::fork_t) const noexcept {
+    return LoopExecutor(with(kContinuation, false));
+  }
+  LoopExecutor require(
+      asio::execution::relationship_t::continuation_t) const noexcept {
+    return LoopExecutor(with(kContinuation, true));
+  }
+  TrackedLoopExecutor require(
+      asio::execution::outstanding_work_t::tracked_t) const noexcept;
+  LoopExecutor require(
+      asio::execution::outstanding_work_t::untracked_t) const noexcept {
+    return *this;
+  }
+
   friend bool operator==(const LoopExecutor& a,
                          const LoopExecutor& b) noexcept {
-    return a.loop_ == b.loop_;
+    return a.same_loop(b);
   }
   friend bool operator!=(const LoopExecutor& a,
                          const LoopExecutor& b) noexcept {
-    return a.loop_ != b.loop_;
+    return !a.same_loop(b);
   }
 
  private:
-  static constexpr std::uint8_t kBlockingNever = 1;
-  static constexpr std::uint8_t kContinuation = 2;
-  static constexpr std::uint8_t kTracked = 4;
+  friend class TrackedLoopExecutor;
+  explicit LoopExecutor(std::uintptr_t target) noexcept
+      : LoopExecutorBase(target) {}
+};
 
-  LoopExecutor(EventLoop* loop, std::uint8_t bits) noexcept;
-  LoopExecutor with(std::uint8_t bit, bool on) const noexcept {
-    return LoopExecutor(loop_, on ? (bits_ | bit) : (bits_ & ~bit));
+// A LoopExecutor that holds outstanding work on its loop while it lives (see
+// the header comment). Obtained with
+// `asio::require(ex, asio::execution::outstanding_work.tracked)`.
+class TrackedLoopExecutor : public detail::LoopExecutorBase {
+ public:
+  TrackedLoopExecutor(const TrackedLoopExecutor& other) noexcept;
+  TrackedLoopExecutor(TrackedLoopExecutor&& other) noexcept;
+  TrackedLoopExecutor& operator=(const TrackedLoopExecutor& other) noexcept;
+  TrackedLoopExecutor& operator=(TrackedLoopExecutor&& other) noexcept;
+  ~TrackedLoopExecutor();
+
+  using LoopExecutorBase::query;
+  asio::execution::outstanding_work_t query(
+      asio::execution::outstanding_work_t) const noexcept {
+    return asio::execution::outstanding_work.tracked;
   }
-  bool tracked() const noexcept { return (bits_ & kTracked) != 0; }
 
-  EventLoop* loop_;
-  std::uint8_t bits_;
+  TrackedLoopExecutor require(
+      asio::execution::blocking_t::possibly_t) const noexcept {
+    return TrackedLoopExecutor(with(kBlockingNever, false));
+  }
+  TrackedLoopExecutor require(
+      asio::execution::blocking_t::never_t) const noexcept {
+    return TrackedLoopExecutor(with(kBlockingNever, true));
+  }
+  TrackedLoopExecutor require(
+      asio::execution::relationship_t::fork_t) const noexcept {
+    return TrackedLoopExecutor(with(kContinuation, false));
+  }
+  TrackedLoopExecutor require(
+      asio::execution::relationship_t::continuation_t) const noexcept {
+    return TrackedLoopExecutor(with(kContinuation, true));
+  }
+  TrackedLoopExecutor require(
+      asio::execution::outstanding_work_t::tracked_t) const noexcept {
+    return *this;
+  }
+  LoopExecutor require(
+      asio::execution::outstanding_work_t::untracked_t) const noexcept {
+    return LoopExecutor(target_ & ~kHoldsWork);
+  }
+
+  friend bool operator==(const TrackedLoopExecutor& a,
+                         const TrackedLoopExecutor& b) noexcept {
+    return a.same_loop(b);
+  }
+  friend bool operator!=(const TrackedLoopExecutor& a,
+                         const TrackedLoopExecutor& b) noexcept {
+    return !a.same_loop(b);
+  }
+
+ private:
+  friend class LoopExecutor;
+  // Takes `target` without kHoldsWork and sets it if the work was counted.
+  explicit TrackedLoopExecutor(std::uintptr_t target) noexcept;
+  // kHoldsWork is clear when created on the loop's own thread, and once moved
+  // from (the address stays, for equality).
+  bool holds_work() const noexcept { return (target_ & kHoldsWork) != 0; }
 };
 
 }  // namespace loopscale

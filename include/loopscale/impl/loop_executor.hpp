@@ -1,5 +1,6 @@
-// Inline and template definitions of LoopExecutor (loop_executor.hpp). Kept
-// apart because they need the complete EventLoop, which needs LoopExecutor.
+// Inline and template definitions of LoopExecutor and TrackedLoopExecutor
+// (loop_executor.hpp). Kept apart because they need the complete EventLoop,
+// which needs LoopExecutor.
 
 #ifndef LOOPSCALE_IMPL_LOOP_EXECUTOR_HPP_
 #define LOOPSCALE_IMPL_LOOP_EXECUTOR_HPP_
@@ -30,80 +31,39 @@ struct LoopInvoker {
   }
 };
 
-}  // namespace detail
-
-inline LoopExecutor::LoopExecutor(EventLoop* loop, std::uint8_t bits) noexcept
-    : loop_(loop), bits_(bits) {
-  if (tracked()) [[unlikely]] loop_->acquire_work();
+inline LoopExecutorBase::inner_executor_type
+LoopExecutorBase::get_inner_executor() const noexcept {
+  return ptr()->ctx_.get_executor();
 }
 
-inline LoopExecutor::LoopExecutor(const LoopExecutor& other) noexcept
-    : LoopExecutor(other.loop_, other.bits_) {}
-
-inline LoopExecutor::LoopExecutor(LoopExecutor&& other) noexcept
-    : loop_(other.loop_), bits_(other.bits_) {
-  // The moved-from executor keeps its loop but no longer holds work.
-  other.bits_ &= static_cast<std::uint8_t>(~kTracked);
+inline bool LoopExecutorBase::running_in_this_thread() const noexcept {
+  return ptr()->ctx_.get_executor().running_in_this_thread();
 }
 
-inline LoopExecutor& LoopExecutor::operator=(const LoopExecutor& other) noexcept {
-  if (this != &other) *this = LoopExecutor(other);
-  return *this;
-}
-
-inline LoopExecutor& LoopExecutor::operator=(LoopExecutor&& other) noexcept {
-  if (this != &other) {
-    if (tracked()) loop_->release_work();
-    loop_ = other.loop_;
-    bits_ = other.bits_;
-    other.bits_ &= static_cast<std::uint8_t>(~kTracked);
-  }
-  return *this;
-}
-
-inline LoopExecutor::~LoopExecutor() {
-  if (tracked()) [[unlikely]] loop_->release_work();
-}
-
-inline LoopExecutor::inner_executor_type LoopExecutor::get_inner_executor()
-    const noexcept {
-  return loop_->ctx_.get_executor();
-}
-
-inline bool LoopExecutor::running_in_this_thread() const noexcept {
-  return loop_->ctx_.get_executor().running_in_this_thread();
-}
-
-inline asio::io_context& LoopExecutor::query(
+inline asio::io_context& LoopExecutorBase::query(
     asio::execution::context_t) const noexcept {
-  return loop_->ctx_;
+  return ptr()->ctx_;
 }
 
-inline asio::execution::blocking_t LoopExecutor::query(
+inline asio::execution::blocking_t LoopExecutorBase::query(
     asio::execution::blocking_t) const noexcept {
-  if (bits_ & kBlockingNever) return asio::execution::blocking.never;
+  if (target_ & kBlockingNever) return asio::execution::blocking.never;
   return asio::execution::blocking.possibly;
 }
 
-inline asio::execution::relationship_t LoopExecutor::query(
+inline asio::execution::relationship_t LoopExecutorBase::query(
     asio::execution::relationship_t) const noexcept {
-  if (bits_ & kContinuation) return asio::execution::relationship.continuation;
+  if (target_ & kContinuation) return asio::execution::relationship.continuation;
   return asio::execution::relationship.fork;
 }
 
-inline asio::execution::outstanding_work_t LoopExecutor::query(
-    asio::execution::outstanding_work_t) const noexcept {
-  if (tracked()) return asio::execution::outstanding_work.tracked;
-  return asio::execution::outstanding_work.untracked;
-}
-
 template <class Function>
-void LoopExecutor::execute(Function&& f) const {
-  detail::LoopInvoker<std::decay_t<Function>> invoker{
-      loop_, std::forward<Function>(f)};
-  const auto inner = loop_->ctx_.get_executor();
+void LoopExecutorBase::execute(Function&& f) const {
+  EventLoop* const loop = ptr();
+  LoopInvoker<std::decay_t<Function>> invoker{loop, std::forward<Function>(f)};
+  const auto inner = loop->ctx_.get_executor();
   // The inner executor's type encodes its properties, hence four spellings.
-  switch (bits_ & (kBlockingNever | kContinuation)) {
+  switch (target_ & kPropertyBits) {
     case 0:
       asio::execution::execute(inner, std::move(invoker));
       break;
@@ -124,7 +84,49 @@ void LoopExecutor::execute(Function&& f) const {
           std::move(invoker));
       break;
   }
-  loop_->after_submit();
+  loop->after_submit();
+}
+
+}  // namespace detail
+
+inline TrackedLoopExecutor LoopExecutor::require(
+    asio::execution::outstanding_work_t::tracked_t) const noexcept {
+  return TrackedLoopExecutor(target_);
+}
+
+inline TrackedLoopExecutor::TrackedLoopExecutor(std::uintptr_t target) noexcept
+    : LoopExecutorBase(target & ~kHoldsWork) {
+  if (ptr()->acquire_work()) target_ |= kHoldsWork;
+}
+
+inline TrackedLoopExecutor::TrackedLoopExecutor(
+    const TrackedLoopExecutor& other) noexcept
+    : TrackedLoopExecutor(other.target_) {}
+
+inline TrackedLoopExecutor::TrackedLoopExecutor(
+    TrackedLoopExecutor&& other) noexcept
+    : LoopExecutorBase(other.target_) {
+  other.target_ &= ~kHoldsWork;
+}
+
+inline TrackedLoopExecutor& TrackedLoopExecutor::operator=(
+    const TrackedLoopExecutor& other) noexcept {
+  if (this != &other) *this = TrackedLoopExecutor(other);
+  return *this;
+}
+
+inline TrackedLoopExecutor& TrackedLoopExecutor::operator=(
+    TrackedLoopExecutor&& other) noexcept {
+  if (this != &other) {
+    if (holds_work()) ptr()->release_work();
+    target_ = other.target_;
+    other.target_ &= ~kHoldsWork;
+  }
+  return *this;
+}
+
+inline TrackedLoopExecutor::~TrackedLoopExecutor() {
+  if (holds_work()) ptr()->release_work();
 }
 
 }  // namespace loopscale
