@@ -124,12 +124,10 @@ void EventLoop::after_submit_slow(LoopState seen) {
   resume();
 }
 
-bool EventLoop::acquire_work() noexcept {
-  if (ctx_.get_executor().running_in_this_thread()) return false;
+void EventLoop::acquire_work_slow() noexcept {
   // Count first, then look at the state: see "Memory ordering" in the header.
   ctx_.get_executor().on_work_started();
   after_submit();
-  return true;
 }
 
 void EventLoop::release_work() noexcept {

@@ -221,7 +221,12 @@ class alignas(detail::kCacheLine) EventLoop {
   // A TrackedLoopExecutor is being created: counts it as Asio work unless the
   // caller runs on the loop's thread (see loop_executor.hpp), and wakes the
   // loop. Returns whether it counted, i.e. whether release_work() is due.
-  bool acquire_work() noexcept;
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool acquire_work() noexcept {
+    if (ctx_.get_executor().running_in_this_thread()) return false;
+    acquire_work_slow();
+    return true;
+  }
+  void acquire_work_slow() noexcept;
   void release_work() noexcept;
 
   void resume_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
