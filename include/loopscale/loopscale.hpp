@@ -1,0 +1,17 @@
+// -----------------------------------------------------------------------------
+// loopscale.hpp
+// -----------------------------------------------------------------------------
+//
+// Includes every public loopscale header. Prefer the specific header in
+// library code; this one is for applications and quick experiments.
+
+#ifndef LOOPSCALE_LOOPSCALE_HPP_
+#define LOOPSCALE_LOOPSCALE_HPP_
+
+#include "loopscale/activity.hpp"
+#include "loopscale/clock.hpp"
+#include "loopscale/event_loop.hpp"
+#include "loopscale/loop_executor.hpp"
+#include "loopscale/registration.hpp"
+
+#endif  // LOOPSCALE_LOOPSCALE_HPP_
