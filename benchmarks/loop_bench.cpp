@@ -153,8 +153,32 @@ void BM_Timers(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kTimers * kFiresPerTimer);
 }
 
+// Posts one handler and returns how long it took to start, in microseconds.
+template <class Executor>
+double time_to_start(const Executor& ex) {
+  std::atomic<bool> ran{false};
+  std::chrono::steady_clock::time_point started;
+  const auto posted = std::chrono::steady_clock::now();
+  asio::post(ex, [&] {
+    started = std::chrono::steady_clock::now();
+    ran.store(true, std::memory_order_release);
+  });
+  wait_for(ran);
+  return std::chrono::duration<double, std::micro>(started - posted).count();
+}
+
+// Reports the p50 and p99 of `samples` as counters p50_us and p99_us.
+void report_percentiles(benchmark::State& state, std::vector<double> samples) {
+  std::sort(samples.begin(), samples.end());
+  auto pct = [&](double p) {
+    return samples[static_cast<std::size_t>(
+        p * static_cast<double>(samples.size() - 1))];
+  };
+  state.counters["p50_us"] = pct(0.50);
+  state.counters["p99_us"] = pct(0.99);
+}
+
 // Post to a suspended loop until its handler starts on the fresh thread.
-// Reported as counters: p50_us and p99_us over the iterations.
 void BM_ResumeLatency(benchmark::State& state) {
   ScaledLoop scaled;
   loopscale::EventLoop& loop = scaled.loop();
@@ -165,24 +189,10 @@ void BM_ResumeLatency(benchmark::State& state) {
     while (loop.state() != loopscale::LoopState::kSuspended) {
       std::this_thread::yield();
     }
-    std::atomic<bool> ran{false};
-    std::chrono::steady_clock::time_point started;
     state.ResumeTiming();
-    const auto posted = std::chrono::steady_clock::now();
-    asio::post(loop.get_executor(), [&] {
-      started = std::chrono::steady_clock::now();
-      ran.store(true, std::memory_order_release);
-    });
-    wait_for(ran);
-    samples.push_back(
-        std::chrono::duration<double, std::micro>(started - posted).count());
+    samples.push_back(time_to_start(loop.get_executor()));
   }
-  std::sort(samples.begin(), samples.end());
-  auto pct = [&](double p) {
-    return samples[static_cast<std::size_t>(p * static_cast<double>(samples.size() - 1))];
-  };
-  state.counters["p50_us"] = pct(0.50);
-  state.counters["p99_us"] = pct(0.99);
+  report_percentiles(state, std::move(samples));
 }
 
 // The same wake-up on a loop that is merely idle (blocked in epoll), for
@@ -194,24 +204,10 @@ void BM_WakeLatency(benchmark::State& state) {
   for (auto _ : state) {
     state.PauseTiming();
     std::this_thread::sleep_for(200us);  // let the loop block again
-    std::atomic<bool> ran{false};
-    std::chrono::steady_clock::time_point started;
     state.ResumeTiming();
-    const auto posted = std::chrono::steady_clock::now();
-    asio::post(loop.executor(), [&] {
-      started = std::chrono::steady_clock::now();
-      ran.store(true, std::memory_order_release);
-    });
-    wait_for(ran);
-    samples.push_back(
-        std::chrono::duration<double, std::micro>(started - posted).count());
+    samples.push_back(time_to_start(loop.executor()));
   }
-  std::sort(samples.begin(), samples.end());
-  auto pct = [&](double p) {
-    return samples[static_cast<std::size_t>(p * static_cast<double>(samples.size() - 1))];
-  };
-  state.counters["p50_us"] = pct(0.50);
-  state.counters["p99_us"] = pct(0.99);
+  report_percentiles(state, std::move(samples));
 }
 
 BENCHMARK_TEMPLATE(BM_RepostChain, PlainLoop)->Name("RepostChain/plain")->UseRealTime();
