@@ -3,18 +3,17 @@
 
 #include <asio/post.hpp>
 
-#include <atomic>
+#include <chrono>
 #include <cstdio>
-#include <thread>
+#include <future>
 
 int main() {
   loopscale::EventLoop loop(0);
   loop.start();
-  std::atomic<bool> ran{false};
-  asio::post(loop.get_executor(), [&] { ran = true; });
-  for (int i = 0; i < 30000 && !ran; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // poll interval
-  }
+  std::promise<void> done;
+  asio::post(loop.get_executor(), [&] { done.set_value(); });
+  const bool ran = done.get_future().wait_for(std::chrono::seconds(30)) ==
+                   std::future_status::ready;
   loop.stop();
   std::printf("consumer: handler %s, %llu handler(s) counted\n",
               ran ? "ran" : "did not run",
