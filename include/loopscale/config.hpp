@@ -1,0 +1,158 @@
+// -----------------------------------------------------------------------------
+// config.hpp
+// -----------------------------------------------------------------------------
+//
+// The knobs of a pool: how it scales (`ScalingConfig`), where it publishes its
+// figures (`MetricsConfig`), and both together with the pool's name
+// (`PoolOptions`). Every field has a working default, so `PoolOptions{}` is a
+// valid pool of one loop per CPU.
+//
+//   auto options = loopscale::load_pool_options("/etc/myserver/pool.toml");
+//   if (!options.ok()) { std::cerr << options.status() << "\n"; return 1; }
+//   auto pool = loopscale::LoopPool::create(*std::move(options));
+//
+// The TOML form (every key optional; `examples/config/pool.toml` documents
+// each one):
+//
+//   [pool]
+//   name = "api"
+//   [scaling]
+//   min_loops = 1
+//   max_loops = 8                 # 0 = one per CPU (LoopPool)
+//   window = "500ms"              # a duration: "250ms", "1s", "1.5s", "2m"
+//   scale_down_threshold = 0.25
+//   scale_up_threshold = 0.75
+//   patience_cycles = 3
+//   max_ramp_up_step = 0          # 0 = no limit
+//   max_ramp_down_step = 1
+//   scale_down_cooldown_cycles = 2
+//   signal = "per_loop"           # or "average"
+//   drain_connected_loops = true
+//   [metrics]
+//   enabled = false
+//   shm_path = "/dev/shm/loopscale"
+//   service = "api"
+//
+// Errors: `validate()` and the TOML readers return `InvalidArgument` with a
+// message that names the field and the offending value, and for TOML the line
+// ("scaling.patience_cycles = 0 at line 7: must be at least 1"). An unknown
+// table or key is an error too: a misspelt knob must not be silently ignored.
+//
+// Thread-safety: these are plain values; the functions are pure and may be
+// called from any thread.
+
+#ifndef LOOPSCALE_CONFIG_HPP_
+#define LOOPSCALE_CONFIG_HPP_
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace loopscale {
+
+// What the scale-up rule looks at.
+enum class ScaleSignal {
+  // Each loop votes on its own utilization; loops busy for `patience_cycles`
+  // windows each add one loop. Reacts to one hot loop.
+  kPerLoop,
+  // The mean utilization of the active loops; when it stays above the
+  // threshold, the pool grows to ceil(sum of utilizations / threshold) loops.
+  // Ignores imbalance; sizes a step by demand.
+  kAverage,
+};
+
+// Returns "per_loop" or "average".
+std::string_view to_string(ScaleSignal signal) noexcept;
+
+// How a chooser and its monitor scale. The semantics of each field are in
+// DESIGN.md ("Policy", "Bounds") and scaling_policy.hpp.
+struct ScalingConfig {
+  // Fewest active loops. 0 is allowed: `next()` then wakes a loop on demand.
+  std::size_t min_loops = 1;
+  // Most active loops. 0 = one per CPU in `LoopPool`, every executor in an
+  // `AutoScalingChooser`. Above the executor count, the executor count wins.
+  std::size_t max_loops = 0;
+  // Length of one utilization window (one monitor tick).
+  std::chrono::nanoseconds window = std::chrono::milliseconds(500);
+  // A loop is idle in a window if its utilization is below this.
+  double scale_down_threshold = 0.25;
+  // A loop is busy in a window if its utilization is above this.
+  double scale_up_threshold = 0.75;
+  // Consecutive busy (idle) windows before a loop votes to scale up (down).
+  std::size_t patience_cycles = 3;
+  // Most loops woken in one tick; 0 = no limit.
+  std::size_t max_ramp_up_step = 0;
+  // Most loops suspended or drained in one tick; at least 1.
+  std::size_t max_ramp_down_step = 1;
+  // Windows after any scaling action during which nothing scales down.
+  std::size_t scale_down_cooldown_cycles = 2;
+  ScaleSignal signal = ScaleSignal::kPerLoop;
+  // An idle loop that still holds registrations (connections) is drained (no
+  // new work, keeps serving, suspends when its work is done) if true, kept
+  // active if false.
+  bool drain_connected_loops = true;
+
+  friend bool operator==(const ScalingConfig&, const ScalingConfig&) = default;
+};
+
+// Returns OK, or InvalidArgument naming the first invalid field and its value:
+// a threshold that is NaN or outside [0, 1], `scale_down_threshold >=
+// scale_up_threshold`, `min_loops > max_loops` (when `max_loops` is not 0),
+// `patience_cycles == 0`, `window <= 0`, `max_ramp_down_step == 0`.
+absl::Status validate(const ScalingConfig& config);
+
+// Where a pool publishes its per-loop figures (see shm/publisher.hpp).
+struct MetricsConfig {
+  bool enabled = false;
+  // The shared-memory file; empty = "/dev/shm/loopscale".
+  std::string shm_path;
+  // The service the pool's loops are aggregated under; empty = the pool name.
+  std::string service;
+
+  friend bool operator==(const MetricsConfig&, const MetricsConfig&) = default;
+};
+
+// The default shared-memory file (`MetricsConfig::shm_path` when empty).
+inline constexpr std::string_view kDefaultShmPath = "/dev/shm/loopscale";
+
+// Longest pool or service name: it must fit the shared-memory segment's
+// fixed-size name field.
+inline constexpr std::size_t kMaxNameLength = 63;
+
+// Everything `LoopPool::create()` needs.
+struct PoolOptions {
+  // Names the pool in logs, thread names and metrics. Not empty, at most
+  // `kMaxNameLength` bytes.
+  std::string name = "loopscale";
+  ScalingConfig scaling;
+  MetricsConfig metrics;
+
+  friend bool operator==(const PoolOptions&, const PoolOptions&) = default;
+};
+
+// Returns OK, or InvalidArgument naming the first invalid field: as
+// `validate(ScalingConfig)`, plus an empty or over-long `name` or
+// `metrics.service`, and a `metrics.shm_path` that is not absolute.
+absl::Status validate(const PoolOptions& options);
+
+// Parses TOML text into validated options. Keys left out keep their defaults.
+// Errors name the key and its line.
+absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text);
+
+// Reads and parses a TOML file. Errors also name the file.
+absl::StatusOr<PoolOptions> load_pool_options(
+    const std::filesystem::path& toml_file);
+
+// Parses a duration such as "250ms", "1s", "1.5s", "2m" or "100us" (Abseil's
+// duration syntax). Returns InvalidArgument for anything else, including
+// "inf".
+absl::StatusOr<std::chrono::nanoseconds> parse_duration(std::string_view text);
+
+}  // namespace loopscale
+
+#endif  // LOOPSCALE_CONFIG_HPP_

@@ -1,0 +1,410 @@
+#include "loopscale/config.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include <toml++/toml.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+
+namespace loopscale {
+namespace {
+
+// Debian's Abseil has its own absl::string_view, distinct from
+// std::string_view, and StrCat only takes the former.
+absl::string_view sv(std::string_view s) { return {s.data(), s.size()}; }
+
+// A problem with one field: the field's name (without table prefix) and what
+// is wrong with it, e.g. {"patience_cycles", "patience_cycles = 0: must be at
+// least 1"}. The TOML reader adds the table and the line.
+struct FieldError {
+  std::string_view field;
+  std::string message;
+  // The TOML table the field lives in ("scaling", "metrics" or "pool").
+  std::string_view table = "scaling";
+
+  // Returns the message with the table prefixed: "metrics.service is empty".
+  std::string qualified() const { return absl::StrCat(sv(table), ".", message); }
+};
+
+// The largest loop count accepted: each loop is a thread, and a pool of more
+// loops than this is a typo (a window in nanoseconds written as max_loops).
+constexpr std::size_t kMaxLoopCount = 4096;
+
+std::string show(double v) { return absl::StrFormat("%g", v); }
+
+std::string join(std::initializer_list<std::string_view> words) {
+  std::string out;
+  for (std::string_view w : words) {
+    if (!out.empty()) out += ", ";
+    out += w;
+  }
+  return out;
+}
+
+std::optional<FieldError> check_threshold(std::string_view field, double v) {
+  if (std::isnan(v) || v < 0.0 || v > 1.0) {
+    return FieldError{field, absl::StrCat(sv(field), " = ", show(v),
+                                          ": must be a number in [0, 1]")};
+  }
+  return std::nullopt;
+}
+
+std::optional<FieldError> check_scaling(const ScalingConfig& c) {
+  if (auto e = check_threshold("scale_down_threshold", c.scale_down_threshold))
+    return e;
+  if (auto e = check_threshold("scale_up_threshold", c.scale_up_threshold))
+    return e;
+  if (c.scale_down_threshold >= c.scale_up_threshold) {
+    return FieldError{
+        "scale_down_threshold",
+        absl::StrCat("scale_down_threshold = ", show(c.scale_down_threshold),
+                     ": must be below scale_up_threshold = ",
+                     show(c.scale_up_threshold))};
+  }
+  if (c.max_loops > kMaxLoopCount) {
+    return FieldError{"max_loops",
+                      absl::StrCat("max_loops = ", c.max_loops,
+                                   ": must be at most ", kMaxLoopCount)};
+  }
+  if (c.min_loops > kMaxLoopCount) {
+    return FieldError{"min_loops",
+                      absl::StrCat("min_loops = ", c.min_loops,
+                                   ": must be at most ", kMaxLoopCount)};
+  }
+  if (c.max_loops != 0 && c.min_loops > c.max_loops) {
+    return FieldError{"min_loops",
+                      absl::StrCat("min_loops = ", c.min_loops,
+                                   ": must not exceed max_loops = ",
+                                   c.max_loops)};
+  }
+  if (c.patience_cycles == 0) {
+    return FieldError{"patience_cycles",
+                      "patience_cycles = 0: must be at least 1"};
+  }
+  if (c.window <= std::chrono::nanoseconds::zero()) {
+    return FieldError{
+        "window",
+        absl::StrCat("window = ",
+                     absl::FormatDuration(absl::FromChrono(c.window)),
+                     ": must be positive")};
+  }
+  if (c.max_ramp_down_step == 0) {
+    return FieldError{"max_ramp_down_step",
+                      "max_ramp_down_step = 0: must be at least 1"};
+  }
+  return std::nullopt;
+}
+
+std::optional<FieldError> check_name(std::string_view field,
+                                     std::string_view value) {
+  if (value.empty()) {
+    return FieldError{field, absl::StrCat(sv(field), " is empty")};
+  }
+  if (value.size() > kMaxNameLength) {
+    return FieldError{field, absl::StrCat(sv(field), " = \"", sv(value), "\": ",
+                                          value.size(), " bytes, at most ",
+                                          kMaxNameLength)};
+  }
+  for (char ch : value) {
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) {
+      return FieldError{field, absl::StrCat(sv(field),
+                                            " contains a control character")};
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<FieldError> check_pool(const PoolOptions& o) {
+  if (auto e = check_name("name", o.name)) {
+    e->table = "pool";
+    return e;
+  }
+  if (auto e = check_scaling(o.scaling)) return e;
+  if (!o.metrics.service.empty()) {
+    if (auto e = check_name("service", o.metrics.service)) {
+      e->table = "metrics";
+      return e;
+    }
+  }
+  if (!o.metrics.shm_path.empty() && o.metrics.shm_path.front() != '/') {
+    return FieldError{"shm_path",
+                      absl::StrCat("shm_path = \"", o.metrics.shm_path,
+                                   "\": must be an absolute path"),
+                      "metrics"};
+  }
+  return std::nullopt;
+}
+
+// ---- TOML ------------------------------------------------------------------
+
+// Reads one table of the document. Each setter records the key's line so
+// that cross-field errors found afterwards still point at a line.
+class TableReader {
+ public:
+  TableReader(std::string_view table_name, const toml::table& table)
+      : name_(table_name), table_(table) {}
+
+  // Returns an error naming the first key not in `known`.
+  absl::Status reject_unknown(std::initializer_list<std::string_view> known) {
+    for (auto&& [key, node] : table_) {
+      bool found = false;
+      for (std::string_view k : known) found = found || key.str() == k;
+      if (!found) {
+        return error(key.str(), node,
+                     absl::StrCat("unknown key; expected one of: ", join(known)));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status read_count(std::string_view key, std::size_t& out) {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return absl::OkStatus();
+    auto v = node->value_exact<std::int64_t>();
+    if (!v) return type_error(key, *node, "a non-negative integer");
+    if (*v < 0) {
+      return error(key, *node, absl::StrCat("= ", *v, ": must not be negative"));
+    }
+    out = static_cast<std::size_t>(*v);
+    return absl::OkStatus();
+  }
+
+  absl::Status read_fraction(std::string_view key, double& out) {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return absl::OkStatus();
+    // An integer is accepted where a float is expected (`1` for 1.0).
+    std::optional<double> v;
+    if (node->is_floating_point()) {
+      v = node->value_exact<double>();
+    } else if (auto i = node->value_exact<std::int64_t>()) {
+      v = static_cast<double>(*i);
+    }
+    if (!v) return type_error(key, *node, "a number");
+    out = *v;
+    return absl::OkStatus();
+  }
+
+  absl::Status read_bool(std::string_view key, bool& out) {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return absl::OkStatus();
+    auto v = node->value_exact<bool>();
+    if (!v) return type_error(key, *node, "true or false");
+    out = *v;
+    return absl::OkStatus();
+  }
+
+  absl::Status read_string(std::string_view key, std::string& out) {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return absl::OkStatus();
+    auto v = node->value_exact<std::string>();
+    if (!v) return type_error(key, *node, "a string");
+    out = *std::move(v);
+    return absl::OkStatus();
+  }
+
+  absl::Status read_duration(std::string_view key,
+                             std::chrono::nanoseconds& out) {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return absl::OkStatus();
+    auto v = node->value_exact<std::string>();
+    if (!v) return type_error(key, *node, "a duration string such as \"500ms\"");
+    auto d = parse_duration(*v);
+    if (!d.ok()) {
+      return error(key, *node,
+                   absl::StrCat("= \"", *v, "\": ", d.status().message()));
+    }
+    out = *d;
+    return absl::OkStatus();
+  }
+
+  absl::Status read_signal(std::string_view key, ScaleSignal& out) {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return absl::OkStatus();
+    auto v = node->value_exact<std::string>();
+    if (!v) return type_error(key, *node, "\"per_loop\" or \"average\"");
+    if (*v == "per_loop") {
+      out = ScaleSignal::kPerLoop;
+    } else if (*v == "average") {
+      out = ScaleSignal::kAverage;
+    } else {
+      return error(key, *node,
+                   absl::StrCat("= \"", *v,
+                                "\": expected \"per_loop\" or \"average\""));
+    }
+    return absl::OkStatus();
+  }
+
+  // Turns a validation error about `field` into one with this table's prefix
+  // and the key's line, if the key was in the document.
+  absl::Status located(const FieldError& e) const {
+    const toml::node* node = table_.get(e.field);
+    std::string where =
+        node != nullptr
+            ? absl::StrCat(" (line ", node->source().begin.line, ")")
+            : std::string(" (default value)");
+    return absl::InvalidArgumentError(absl::StrCat(e.qualified(), where));
+  }
+
+ private:
+  absl::Status error(std::string_view key, const toml::node& node,
+                     std::string_view what) const {
+    return absl::InvalidArgumentError(
+        absl::StrCat(sv(name_), ".", sv(key), " at line ",
+                     node.source().begin.line, ": ", sv(what)));
+  }
+  absl::Status type_error(std::string_view key, const toml::node& node,
+                          std::string_view expected) const {
+    return error(key, node,
+                 absl::StrCat("expected ", sv(expected), ", got ",
+                              sv(toml::impl::node_type_friendly_names[
+                                  static_cast<std::size_t>(node.type())])));
+  }
+
+  std::string_view name_;
+  const toml::table& table_;
+};
+
+const toml::table kEmptyTable;
+
+}  // namespace
+
+std::string_view to_string(ScaleSignal signal) noexcept {
+  switch (signal) {
+    case ScaleSignal::kPerLoop:
+      return "per_loop";
+    case ScaleSignal::kAverage:
+      return "average";
+  }
+  return "unknown";
+}
+
+absl::Status validate(const ScalingConfig& config) {
+  if (auto e = check_scaling(config)) {
+    return absl::InvalidArgumentError(e->message);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status validate(const PoolOptions& options) {
+  if (auto e = check_pool(options)) {
+    return absl::InvalidArgumentError(e->qualified());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::chrono::nanoseconds> parse_duration(std::string_view text) {
+  absl::Duration d;
+  if (!absl::ParseDuration(sv(text), &d) || d == absl::InfiniteDuration() ||
+      d == -absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", sv(text),
+        "\" is not a duration; write a number and a unit, e.g. \"250ms\", "
+        "\"1s\", \"1.5s\" (units: ns, us, ms, s, m, h)"));
+  }
+  return absl::ToChronoNanoseconds(d);
+}
+
+absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text) {
+  toml::table doc;
+  try {
+    doc = toml::parse(toml_text);
+  } catch (const toml::parse_error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("TOML syntax error at line ", e.source().begin.line,
+                     ", column ", e.source().begin.column, ": ",
+                     sv(e.description())));
+  }
+
+  for (auto&& [key, node] : doc) {
+    if (key.str() != "pool" && key.str() != "scaling" &&
+        key.str() != "metrics") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown key \"", sv(key.str()), "\" at line ",
+          node.source().begin.line,
+          "; expected the tables [pool], [scaling] and [metrics]"));
+    }
+    if (!node.is_table()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          sv(key.str()), " at line ", node.source().begin.line,
+          ": expected a table ([", sv(key.str()), "])"));
+    }
+  }
+  auto table = [&doc](std::string_view name) -> const toml::table& {
+    const toml::table* t = doc[name].as_table();
+    return t != nullptr ? *t : kEmptyTable;
+  };
+
+  PoolOptions out;
+  TableReader pool("pool", table("pool"));
+  TableReader scaling("scaling", table("scaling"));
+  TableReader metrics("metrics", table("metrics"));
+  ScalingConfig& s = out.scaling;
+
+  for (absl::Status status : {
+           pool.reject_unknown({"name"}),
+           pool.read_string("name", out.name),
+           scaling.reject_unknown(
+               {"min_loops", "max_loops", "window", "scale_down_threshold",
+                "scale_up_threshold", "patience_cycles", "max_ramp_up_step",
+                "max_ramp_down_step", "scale_down_cooldown_cycles", "signal",
+                "drain_connected_loops"}),
+           scaling.read_count("min_loops", s.min_loops),
+           scaling.read_count("max_loops", s.max_loops),
+           scaling.read_duration("window", s.window),
+           scaling.read_fraction("scale_down_threshold",
+                                 s.scale_down_threshold),
+           scaling.read_fraction("scale_up_threshold", s.scale_up_threshold),
+           scaling.read_count("patience_cycles", s.patience_cycles),
+           scaling.read_count("max_ramp_up_step", s.max_ramp_up_step),
+           scaling.read_count("max_ramp_down_step", s.max_ramp_down_step),
+           scaling.read_count("scale_down_cooldown_cycles",
+                              s.scale_down_cooldown_cycles),
+           scaling.read_signal("signal", s.signal),
+           scaling.read_bool("drain_connected_loops", s.drain_connected_loops),
+           metrics.reject_unknown({"enabled", "shm_path", "service"}),
+           metrics.read_bool("enabled", out.metrics.enabled),
+           metrics.read_string("shm_path", out.metrics.shm_path),
+           metrics.read_string("service", out.metrics.service),
+       }) {
+    // Statuses are evaluated in order; the first error is the one reported.
+    if (!status.ok()) return status;
+  }
+
+  if (auto e = check_pool(out)) {
+    if (e->table == "pool") return pool.located(*e);
+    if (e->table == "metrics") return metrics.located(*e);
+    return scaling.located(*e);
+  }
+  return out;
+}
+
+absl::StatusOr<PoolOptions> load_pool_options(
+    const std::filesystem::path& toml_file) {
+  std::ifstream in(toml_file, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot open config file ", toml_file.string()));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    return absl::DataLossError(
+        absl::StrCat("cannot read config file ", toml_file.string()));
+  }
+  auto options = parse_pool_options(text.str());
+  if (!options.ok()) {
+    return absl::Status(options.status().code(),
+                        absl::StrCat(toml_file.string(), ": ",
+                                     options.status().message()));
+  }
+  return options;
+}
+
+}  // namespace loopscale

@@ -1,0 +1,292 @@
+#include "loopscale/config.hpp"
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <regex>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace loopscale {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+constexpr char kExampleConfig[] = LOOPSCALE_SOURCE_DIR "/examples/config/pool.toml";
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(ValidateTest, DefaultsAreValid) {
+  EXPECT_TRUE(validate(ScalingConfig{}).ok());
+  EXPECT_TRUE(validate(PoolOptions{}).ok());
+}
+
+TEST(ValidateTest, RejectsNanThreshold) {
+  ScalingConfig c;
+  c.scale_up_threshold = std::numeric_limits<double>::quiet_NaN();
+  absl::Status s = validate(c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), AllOf(HasSubstr("scale_up_threshold"),
+                                 HasSubstr("nan")));
+}
+
+TEST(ValidateTest, RejectsThresholdOutsideUnitInterval) {
+  ScalingConfig c;
+  c.scale_down_threshold = -0.1;
+  EXPECT_THAT(validate(c).message(),
+              AllOf(HasSubstr("scale_down_threshold"), HasSubstr("-0.1")));
+  c = ScalingConfig{};
+  c.scale_up_threshold = 1.5;
+  EXPECT_THAT(validate(c).message(),
+              AllOf(HasSubstr("scale_up_threshold"), HasSubstr("1.5")));
+}
+
+TEST(ValidateTest, RejectsDownNotBelowUp) {
+  ScalingConfig c;
+  c.scale_down_threshold = 0.5;
+  c.scale_up_threshold = 0.5;
+  EXPECT_THAT(validate(c).message(),
+              AllOf(HasSubstr("scale_down_threshold = 0.5"),
+                    HasSubstr("scale_up_threshold = 0.5")));
+}
+
+TEST(ValidateTest, RejectsMinAboveMax) {
+  ScalingConfig c;
+  c.min_loops = 5;
+  c.max_loops = 4;
+  EXPECT_THAT(validate(c).message(),
+              AllOf(HasSubstr("min_loops = 5"), HasSubstr("max_loops = 4")));
+  c.max_loops = 0;  // 0 = as many as there are executors: no upper check
+  EXPECT_TRUE(validate(c).ok());
+}
+
+TEST(ValidateTest, RejectsZeroPatience) {
+  ScalingConfig c;
+  c.patience_cycles = 0;
+  EXPECT_THAT(validate(c).message(), HasSubstr("patience_cycles = 0"));
+}
+
+TEST(ValidateTest, RejectsNonPositiveWindow) {
+  ScalingConfig c;
+  c.window = std::chrono::nanoseconds(0);
+  EXPECT_THAT(validate(c).message(), HasSubstr("window = 0"));
+  c.window = std::chrono::milliseconds(-5);
+  EXPECT_THAT(validate(c).message(), HasSubstr("window = -5ms"));
+}
+
+TEST(ValidateTest, RejectsZeroRampDown) {
+  ScalingConfig c;
+  c.max_ramp_down_step = 0;
+  EXPECT_THAT(validate(c).message(), HasSubstr("max_ramp_down_step = 0"));
+}
+
+TEST(ValidateTest, RejectsAbsurdLoopCounts) {
+  ScalingConfig c;
+  c.max_loops = 1'000'000;
+  EXPECT_THAT(validate(c).message(), HasSubstr("max_loops = 1000000"));
+}
+
+TEST(ValidateTest, PoolOptionsNameTheirTable) {
+  PoolOptions o;
+  o.name = "";
+  EXPECT_THAT(validate(o).message(), HasSubstr("pool.name"));
+  o = PoolOptions{};
+  o.metrics.service = std::string(100, 'x');
+  EXPECT_THAT(validate(o).message(), HasSubstr("metrics.service"));
+  o = PoolOptions{};
+  o.metrics.shm_path = "relative/file";
+  EXPECT_THAT(validate(o).message(), HasSubstr("metrics.shm_path"));
+  o = PoolOptions{};
+  o.scaling.patience_cycles = 0;
+  EXPECT_THAT(validate(o).message(), HasSubstr("scaling.patience_cycles"));
+}
+
+TEST(ParseDurationTest, AcceptsUnits) {
+  EXPECT_EQ(*parse_duration("250ms"), std::chrono::milliseconds(250));
+  EXPECT_EQ(*parse_duration("1s"), std::chrono::seconds(1));
+  EXPECT_EQ(*parse_duration("1.5s"), std::chrono::milliseconds(1500));
+  EXPECT_EQ(*parse_duration("100us"), std::chrono::microseconds(100));
+  EXPECT_EQ(*parse_duration("2m"), std::chrono::minutes(2));
+}
+
+TEST(ParseDurationTest, RejectsGarbage) {
+  for (const char* bad : {"", "5", "fast", "1 s", "inf", "1.5.2s", "ms"}) {
+    auto d = parse_duration(bad);
+    EXPECT_FALSE(d.ok()) << bad;
+    EXPECT_THAT(d.status().message(), HasSubstr("not a duration")) << bad;
+  }
+}
+
+TEST(ParsePoolOptionsTest, EmptyDocumentGivesDefaults) {
+  auto o = parse_pool_options("");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(*o, PoolOptions{});
+}
+
+TEST(ParsePoolOptionsTest, ExampleConfigParsesToDefaults) {
+  auto o = load_pool_options(kExampleConfig);
+  ASSERT_TRUE(o.ok()) << o.status();
+  // The example documents the defaults, so it must agree with them.
+  PoolOptions expected;
+  expected.metrics.shm_path = "/dev/shm/loopscale";
+  expected.metrics.service = "loopscale";
+  EXPECT_EQ(*o, expected);
+}
+
+TEST(ParsePoolOptionsTest, ReadsEveryKey) {
+  auto o = parse_pool_options(R"(
+[pool]
+name = "api"
+[scaling]
+min_loops = 2
+max_loops = 6
+window = "1.5s"
+scale_down_threshold = 0
+scale_up_threshold = 0.9
+patience_cycles = 4
+max_ramp_up_step = 2
+max_ramp_down_step = 3
+scale_down_cooldown_cycles = 5
+signal = "average"
+drain_connected_loops = false
+[metrics]
+enabled = true
+shm_path = "/dev/shm/x"
+service = "svc"
+)");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->name, "api");
+  EXPECT_EQ(o->scaling.min_loops, 2u);
+  EXPECT_EQ(o->scaling.max_loops, 6u);
+  EXPECT_EQ(o->scaling.window, std::chrono::milliseconds(1500));
+  EXPECT_EQ(o->scaling.scale_down_threshold, 0.0);
+  EXPECT_EQ(o->scaling.scale_up_threshold, 0.9);
+  EXPECT_EQ(o->scaling.patience_cycles, 4u);
+  EXPECT_EQ(o->scaling.max_ramp_up_step, 2u);
+  EXPECT_EQ(o->scaling.max_ramp_down_step, 3u);
+  EXPECT_EQ(o->scaling.scale_down_cooldown_cycles, 5u);
+  EXPECT_EQ(o->scaling.signal, ScaleSignal::kAverage);
+  EXPECT_FALSE(o->scaling.drain_connected_loops);
+  EXPECT_TRUE(o->metrics.enabled);
+  EXPECT_EQ(o->metrics.shm_path, "/dev/shm/x");
+  EXPECT_EQ(o->metrics.service, "svc");
+}
+
+TEST(ParsePoolOptionsTest, SyntaxErrorNamesTheLine) {
+  auto o = parse_pool_options("[scaling]\nmin_loops = = 3\n");
+  EXPECT_THAT(o.status().message(),
+              AllOf(HasSubstr("syntax error"), HasSubstr("line 2")));
+}
+
+TEST(ParsePoolOptionsTest, UnknownTableIsAnError) {
+  auto o = parse_pool_options("[scalling]\nmin_loops = 3\n");
+  EXPECT_THAT(o.status().message(),
+              AllOf(HasSubstr("scalling"), HasSubstr("line 1")));
+}
+
+TEST(ParsePoolOptionsTest, UnknownKeyIsAnError) {
+  auto o = parse_pool_options("[scaling]\n\nmin_loop = 3\n");
+  EXPECT_THAT(o.status().message(),
+              AllOf(HasSubstr("scaling.min_loop"), HasSubstr("line 3"),
+                    HasSubstr("unknown key")));
+}
+
+TEST(ParsePoolOptionsTest, TableGivenAsValueIsAnError) {
+  auto o = parse_pool_options("scaling = 3\n");
+  EXPECT_THAT(o.status().message(),
+              AllOf(HasSubstr("scaling"), HasSubstr("expected a table")));
+}
+
+TEST(ParsePoolOptionsTest, CrossFieldErrorNamesTheKeyAndLine) {
+  auto o = parse_pool_options(
+      "[scaling]\nscale_up_threshold = 0.5\nscale_down_threshold = 0.6\n");
+  EXPECT_THAT(o.status().message(),
+              AllOf(HasSubstr("scaling.scale_down_threshold = 0.6"),
+                    HasSubstr("line 3")));
+}
+
+TEST(LoadPoolOptionsTest, MissingFileNamesThePath) {
+  auto o = load_pool_options("/nonexistent/loopscale.toml");
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(o.status().message(), HasSubstr("/nonexistent/loopscale.toml"));
+}
+
+// Each key of the example config, replaced with an invalid value, yields an
+// error that names the key and its line in the example.
+struct BadValue {
+  const char* table;
+  const char* key;
+  const char* value;
+};
+
+void PrintTo(const BadValue& bad, std::ostream* os) {
+  *os << bad.table << "." << bad.key << " = " << bad.value;
+}
+
+class ExampleConfigFieldTest : public ::testing::TestWithParam<BadValue> {};
+
+TEST_P(ExampleConfigFieldTest, InvalidValueIsNamedWithItsLine) {
+  const BadValue& bad = GetParam();
+  std::string text = read_file(kExampleConfig);
+  ASSERT_FALSE(text.empty()) << "cannot read " << kExampleConfig;
+  const std::regex line_re(std::string("(^|\n)") + bad.key + " = [^\n]*");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(text, m, line_re)) << bad.key;
+  const int line =
+      1 + static_cast<int>(std::count(text.begin(),
+                                      text.begin() + m.position(0) +
+                                          m.length(1),
+                                      '\n'));
+  text = std::regex_replace(text, line_re,
+                            std::string("$1") + bad.key + " = " + bad.value,
+                            std::regex_constants::format_first_only);
+  auto o = parse_pool_options(text);
+  ASSERT_FALSE(o.ok()) << bad.key << " = " << bad.value;
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(o.status().message(),
+              AllOf(HasSubstr(std::string(bad.table) + "." + bad.key),
+                    HasSubstr("line " + std::to_string(line))))
+      << bad.key << " = " << bad.value;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryKey, ExampleConfigFieldTest,
+    ::testing::Values(
+        BadValue{"pool", "name", "\"\""},
+        BadValue{"pool", "name", "42"},
+        BadValue{"scaling", "min_loops", "-1"},
+        BadValue{"scaling", "min_loops", "\"one\""},
+        BadValue{"scaling", "max_loops", "99999"},
+        BadValue{"scaling", "max_loops", "1.5"},
+        BadValue{"scaling", "window", "\"0ms\""},
+        BadValue{"scaling", "window", "\"soon\""},
+        BadValue{"scaling", "window", "500"},
+        BadValue{"scaling", "scale_down_threshold", "-0.5"},
+        BadValue{"scaling", "scale_down_threshold", "0.9"},
+        BadValue{"scaling", "scale_down_threshold", "nan"},
+        BadValue{"scaling", "scale_up_threshold", "1.01"},
+        BadValue{"scaling", "scale_up_threshold", "\"high\""},
+        BadValue{"scaling", "patience_cycles", "0"},
+        BadValue{"scaling", "max_ramp_up_step", "-2"},
+        BadValue{"scaling", "max_ramp_down_step", "0"},
+        BadValue{"scaling", "scale_down_cooldown_cycles", "true"},
+        BadValue{"scaling", "signal", "\"median\""},
+        BadValue{"scaling", "drain_connected_loops", "\"yes\""},
+        BadValue{"metrics", "enabled", "1"},
+        BadValue{"metrics", "shm_path", "\"relative/path\""},
+        BadValue{"metrics", "service",
+                 "\"a-service-name-that-is-far-longer-than-the-sixty-three-"
+                 "bytes-allowed\""},
+        BadValue{"metrics", "service", "\"tab\\there\""}),
+    [](const ::testing::TestParamInfo<BadValue>& info) {
+      return std::string(info.param.key) + "_" + std::to_string(info.index);
+    });
+
+}  // namespace
+}  // namespace loopscale
