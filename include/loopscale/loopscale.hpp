@@ -9,9 +9,14 @@
 #define LOOPSCALE_LOOPSCALE_HPP_
 
 #include "loopscale/activity.hpp"
+#include "loopscale/chooser.hpp"
 #include "loopscale/clock.hpp"
+#include "loopscale/config.hpp"
 #include "loopscale/event_loop.hpp"
 #include "loopscale/loop_executor.hpp"
+#include "loopscale/loop_pool.hpp"
 #include "loopscale/registration.hpp"
+#include "loopscale/scaling_policy.hpp"
+#include "loopscale/utilization_monitor.hpp"
 
 #endif  // LOOPSCALE_LOOPSCALE_HPP_

@@ -1,0 +1,227 @@
+// -----------------------------------------------------------------------------
+// scaling_policy.hpp
+// -----------------------------------------------------------------------------
+//
+// `ScalingPolicy` decides, one window at a time, which executors to wake and
+// which to suspend or drain. It is pure: no threads, no clock, no executors.
+// It is fed what the monitor observed in the window that just ended (each
+// executor's status, utilization and registrations) and returns a
+// `ScaleDecision` that says what to do and why. The same observations in the
+// same order always give the same decisions, which is what makes every rule
+// testable window by window (tests/scaling_policy_test.cpp) and lets the
+// scaling simulator replay load traces in virtual time.
+//
+//   ScalingPolicy policy(config, executors.size());
+//   policy.baseline(observations_at_start);
+//   for (each window) {
+//     ScaleDecision d = policy.decide(observations);
+//     for (i : d.wake) resume i;  for (i : d.suspend, d.drain) try_suspend i;
+//   }
+//
+// The rules (DESIGN.md "Policy" and "Bounds", with Netty 4.2's known bugs
+// fixed; each has a test that fails without it):
+//
+//   * Streaks. A loop is busy in a window if u > scale_up_threshold, idle if
+//     u < scale_down_threshold; a busy window resets the idle streak and vice
+//     versa, a window in between resets both. Loops that are not active have
+//     no streaks.
+//   * Scale up (`kPerLoop`): loops busy for `patience_cycles` windows vote;
+//     the pool wakes min(voters, max_ramp_up_step, max - active) loops, and
+//     the voters' streaks restart (Netty #17538: otherwise one hot loop adds
+//     a loop every window). `kAverage`: the mean utilization of the active
+//     loops has its own streak; once it reaches patience the pool grows to
+//     ceil(sum of u / scale_up_threshold) loops, within the same limits.
+//   * Scale down: loops idle for `patience_cycles` windows are candidates, at
+//     most min(candidates, max_ramp_down_step, active - min) leave, the most
+//     recently woken first (ties: highest index first) so that a stable core
+//     of low-index loops stays hot. A candidate without registrations is
+//     suspended; one with registrations is drained when
+//     `drain_connected_loops`, otherwise kept (and the next candidate tried).
+//   * One direction per window: a scale-up wins and a due scale-down waits.
+//   * Cooldown: after any action at window T, windows T+1 ... T+C
+//     (C = scale_down_cooldown_cycles) do not scale down. Scale-ups are never
+//     held.
+//   * Grace: in the first window after a loop becomes active (woken by the
+//     policy or by anyone else), it cannot count as idle: a loop that has
+//     just been woken has had no chance to receive work yet.
+//   * Bounds: below min(min_loops, max) active loops, loops are woken at once
+//     (`kBelowMin`); above max (`max_loops`, 0 = all, capped at the executor
+//     count), the excess leaves at once (`kAboveMax`, loops with
+//     registrations are drained whatever `drain_connected_loops` says:
+//     `max_loops` is a hard bound). Neither waits for patience or cooldown.
+//   * Which loops wake: draining loops first (they still have a thread), then
+//     suspended loops, lowest index first.
+//
+// Thread-safety: none; the monitor serializes calls.
+
+#ifndef LOOPSCALE_SCALING_POLICY_HPP_
+#define LOOPSCALE_SCALING_POLICY_HPP_
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "loopscale/config.hpp"
+
+namespace loopscale {
+
+// How the monitor sees one executor when a window ends.
+enum class ExecutorStatus : std::uint8_t {
+  // Takes new work from the chooser.
+  kActive,
+  // Out of rotation; asked to suspend and has not accepted yet (it refused,
+  // for instance because it still holds connections). Asked again every tick.
+  kDraining,
+  // Out of rotation; suspended or accepted to suspend.
+  kSuspended,
+};
+
+// Returns "active", "draining" or "suspended".
+std::string_view to_string(ExecutorStatus status) noexcept;
+
+// One executor's figures for the window that just ended.
+struct LoopObservation {
+  ExecutorStatus status = ExecutorStatus::kActive;
+  // Busy time / window length, in [0, 1].
+  double utilization = 0.0;
+  std::size_t registrations = 0;
+};
+
+// The rule that produced a decision.
+enum class ScaleRule : std::uint8_t {
+  kNone,          // nothing was due
+  kBaseline,      // first tick of a monitor: measured, decided nothing
+  kClockSkipped,  // the clock did not advance: nothing measured or decided
+  kScaleUp,       // busy loops (or the busy mean) for patience windows
+  kScaleDown,     // idle loops for patience windows
+  kBelowMin,      // fewer active loops than the lower bound
+  kAboveMax,      // more active loops than the upper bound
+};
+
+// Returns "none", "baseline", "clock_skipped", "scale_up", "scale_down",
+// "below_min" or "above_max".
+std::string_view to_string(ScaleRule rule) noexcept;
+
+// Why a scaling direction that was due did not act in a window.
+enum class HoldReason : std::uint8_t {
+  kNone,
+  kCooldown,    // scale-down due, within the cooldown after an action
+  kScaleUpWon,  // scale-down due, but this window scaled up
+  kAtMin,       // scale-down due, but the pool is at its lower bound
+  kAtMax,       // scale-up due, but the pool is at its upper bound
+  kVetoed,      // scale-down due, but every candidate holds registrations
+                // and drain_connected_loops is false
+};
+
+// Returns "none", "cooldown", "scale_up_won", "at_min", "at_max", "vetoed".
+std::string_view to_string(HoldReason reason) noexcept;
+
+// What to do at the end of a window, and why.
+struct ScaleDecision {
+  ScaleRule rule = ScaleRule::kNone;
+  // Executor indices to resume.
+  std::vector<std::size_t> wake;
+  // Executor indices to ask to suspend (they hold no registrations).
+  std::vector<std::size_t> suspend;
+  // Executor indices to take out of rotation and ask to suspend while they
+  // still hold registrations: they finish serving them first.
+  std::vector<std::size_t> drain;
+  // Idle candidates kept active because they hold registrations and
+  // `drain_connected_loops` is false.
+  std::vector<std::size_t> kept;
+  // The loops whose streaks made the rule fire.
+  std::vector<std::size_t> voters;
+  // Filled by the monitor, not the policy: victims whose `try_suspend()`
+  // returned false. They stay out of rotation and are asked again each tick.
+  std::vector<std::size_t> refused;
+  // Every executor's utilization in the window (as observed).
+  std::vector<double> utilizations;
+  // Mean utilization of the loops that were active in the window.
+  double mean_utilization = 0.0;
+  std::size_t active_before = 0;
+  // Active loops once the decision is applied (before any refusal).
+  std::size_t active_after = 0;
+  // A direction that was due and did not act.
+  HoldReason held = HoldReason::kNone;
+  // One line for people: the rule, the loops and the figures that made it
+  // fire, e.g. "scale_up: wake 2 (loops 0 1 busy for 3 windows at u=0.97
+  // 0.91; 1 -> 2 active)". Empty when nothing happened or was held.
+  std::string reason;
+
+  // True if the decision wakes, suspends or drains any executor.
+  bool acted() const noexcept {
+    return !wake.empty() || !suspend.empty() || !drain.empty();
+  }
+};
+
+class ScalingPolicy {
+ public:
+  // `config` must be valid (`validate(config).ok()`); `executors` is the
+  // number of executors observed at every call.
+  ScalingPolicy(const ScalingConfig& config, std::size_t executors);
+
+  // Replaces the configuration from the next `decide()` on. Streaks are kept
+  // (and compared with the new patience); a pending cooldown is shortened to
+  // the new length if that is shorter. `config` must be valid.
+  void set_config(const ScalingConfig& config);
+  const ScalingConfig& config() const noexcept { return config_; }
+
+  // Returns the number of executors.
+  std::size_t size() const noexcept { return loops_.size(); }
+  // Returns the upper bound on active loops: `max_loops`, or the executor
+  // count if `max_loops` is 0 or larger.
+  std::size_t max_active() const noexcept;
+  // Returns the lower bound on active loops: `min_loops`, at most
+  // `max_active()`.
+  std::size_t min_active() const noexcept;
+
+  // Records which loops are active at the start, without deciding anything,
+  // so that they do not count as just woken in the first window.
+  void baseline(std::span<const LoopObservation> observations);
+
+  // Decides for the window that just ended. `observations` has `size()`
+  // entries.
+  ScaleDecision decide(std::span<const LoopObservation> observations);
+
+  // Current streaks, for diagnostics and tests.
+  std::size_t busy_streak(std::size_t index) const {
+    return loops_.at(index).busy;
+  }
+  std::size_t idle_streak(std::size_t index) const {
+    return loops_.at(index).idle;
+  }
+
+ private:
+  struct Loop {
+    std::size_t busy = 0;
+    std::size_t idle = 0;
+    // When the loop last became active; higher is more recent.
+    std::uint64_t woken_seq = 0;
+    bool was_active = false;
+  };
+
+  // Fills d.wake with up to `count` executors that are not active.
+  void pick_wake(std::span<const LoopObservation> obs, std::size_t count,
+                 ScaleDecision& d);
+  // Fills d.suspend/drain/kept from `candidates` (most recently woken
+  // first) until `count` leave. `hard` ignores drain_connected_loops.
+  void pick_victims(std::span<const LoopObservation> obs,
+                    std::vector<std::size_t> candidates, std::size_t count,
+                    bool hard, ScaleDecision& d);
+
+  ScalingConfig config_;
+  std::vector<Loop> loops_;
+  std::uint64_t seq_ = 0;
+  // Streak of windows whose mean utilization was above the threshold
+  // (kAverage).
+  std::size_t mean_busy_ = 0;
+  // Windows left during which nothing scales down.
+  std::size_t cooldown_left_ = 0;
+};
+
+}  // namespace loopscale
+
+#endif  // LOOPSCALE_SCALING_POLICY_HPP_

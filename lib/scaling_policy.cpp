@@ -1,0 +1,305 @@
+#include "loopscale/scaling_policy.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace loopscale {
+namespace {
+
+// Σu / threshold is compared with whole loop counts; without the slack a sum
+// of 1.5 at threshold 0.75 could come out as 2.0000000001 and ask for 3.
+constexpr double kCeilSlack = 1e-9;
+
+std::string list(const std::vector<std::size_t>& indices) {
+  std::string out;
+  for (std::size_t i : indices) absl::StrAppend(&out, out.empty() ? "" : " ", i);
+  return out;
+}
+
+std::string list_u(const std::vector<std::size_t>& indices,
+                   const std::vector<double>& u) {
+  std::string out;
+  for (std::size_t i : indices) {
+    absl::StrAppend(&out, out.empty() ? "" : " ", absl::StrFormat("%.2f", u[i]));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view to_string(ExecutorStatus status) noexcept {
+  switch (status) {
+    case ExecutorStatus::kActive:
+      return "active";
+    case ExecutorStatus::kDraining:
+      return "draining";
+    case ExecutorStatus::kSuspended:
+      return "suspended";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(ScaleRule rule) noexcept {
+  switch (rule) {
+    case ScaleRule::kNone:
+      return "none";
+    case ScaleRule::kBaseline:
+      return "baseline";
+    case ScaleRule::kClockSkipped:
+      return "clock_skipped";
+    case ScaleRule::kScaleUp:
+      return "scale_up";
+    case ScaleRule::kScaleDown:
+      return "scale_down";
+    case ScaleRule::kBelowMin:
+      return "below_min";
+    case ScaleRule::kAboveMax:
+      return "above_max";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(HoldReason reason) noexcept {
+  switch (reason) {
+    case HoldReason::kNone:
+      return "none";
+    case HoldReason::kCooldown:
+      return "cooldown";
+    case HoldReason::kScaleUpWon:
+      return "scale_up_won";
+    case HoldReason::kAtMin:
+      return "at_min";
+    case HoldReason::kAtMax:
+      return "at_max";
+    case HoldReason::kVetoed:
+      return "vetoed";
+  }
+  return "unknown";
+}
+
+ScalingPolicy::ScalingPolicy(const ScalingConfig& config,
+                             std::size_t executors)
+    : config_(config), loops_(executors) {
+  assert(validate(config).ok());
+}
+
+void ScalingPolicy::set_config(const ScalingConfig& config) {
+  assert(validate(config).ok());
+  config_ = config;
+  cooldown_left_ = std::min(cooldown_left_, config.scale_down_cooldown_cycles);
+}
+
+std::size_t ScalingPolicy::max_active() const noexcept {
+  const std::size_t n = loops_.size();
+  return config_.max_loops == 0 ? n : std::min(config_.max_loops, n);
+}
+
+std::size_t ScalingPolicy::min_active() const noexcept {
+  return std::min(config_.min_loops, max_active());
+}
+
+void ScalingPolicy::baseline(std::span<const LoopObservation> observations) {
+  assert(observations.size() == loops_.size());
+  for (std::size_t i = 0; i < loops_.size(); ++i) {
+    loops_[i] = Loop{};
+    loops_[i].was_active = observations[i].status == ExecutorStatus::kActive;
+  }
+  mean_busy_ = 0;
+  cooldown_left_ = 0;
+}
+
+ScaleDecision ScalingPolicy::decide(
+    std::span<const LoopObservation> obs) {
+  assert(obs.size() == loops_.size());
+  const ScalingConfig& c = config_;
+  ScaleDecision d;
+  d.utilizations.reserve(obs.size());
+
+  // Streaks, grace, and the active set as the executors report it.
+  std::vector<std::size_t> active;
+  double sum_u = 0.0;
+  for (std::size_t i = 0; i < obs.size(); ++i) {
+    Loop& loop = loops_[i];
+    const double u = obs[i].utilization;
+    d.utilizations.push_back(u);
+    const bool is_active = obs[i].status == ExecutorStatus::kActive;
+    const bool just_woken = is_active && !loop.was_active;
+    loop.was_active = is_active;
+    if (!is_active) {
+      loop.busy = loop.idle = 0;
+      continue;
+    }
+    if (just_woken) loop.woken_seq = ++seq_;
+    active.push_back(i);
+    sum_u += u;
+    if (u > c.scale_up_threshold) {
+      ++loop.busy;
+      loop.idle = 0;
+    } else if (u < c.scale_down_threshold) {
+      loop.busy = 0;
+      // Grace: a loop that has just become active had no chance to get work.
+      loop.idle = just_woken ? 0 : loop.idle + 1;
+    } else {
+      loop.busy = loop.idle = 0;
+    }
+  }
+  const std::size_t n_active = active.size();
+  d.active_before = n_active;
+  d.mean_utilization = n_active == 0 ? 0.0 : sum_u / static_cast<double>(n_active);
+  mean_busy_ = (n_active > 0 && d.mean_utilization > c.scale_up_threshold)
+                   ? mean_busy_ + 1
+                   : 0;
+
+  const bool cooling = cooldown_left_ > 0;
+  if (cooling) --cooldown_left_;
+  const std::size_t lo = min_active();
+  const std::size_t hi = max_active();
+
+  if (n_active < lo) {
+    d.rule = ScaleRule::kBelowMin;
+    pick_wake(obs, lo - n_active, d);
+    d.reason = absl::StrFormat("below_min: wake %s (%u active, min %u)",
+                               list(d.wake), n_active, lo);
+  } else if (n_active > hi) {
+    d.rule = ScaleRule::kAboveMax;
+    pick_victims(obs, active, n_active - hi, /*hard=*/true, d);
+    d.reason = absl::StrFormat("above_max: suspend %s drain %s (%u active, max %u)",
+                               list(d.suspend), list(d.drain), n_active, hi);
+  } else {
+    // Scale up.
+    std::size_t want = 0;
+    if (c.signal == ScaleSignal::kPerLoop) {
+      for (std::size_t i : active) {
+        if (loops_[i].busy >= c.patience_cycles) d.voters.push_back(i);
+      }
+      want = d.voters.size();
+    } else if (mean_busy_ >= c.patience_cycles) {
+      d.voters = active;
+      const double needed =
+          std::ceil(sum_u / c.scale_up_threshold - kCeilSlack);
+      want = needed > static_cast<double>(n_active)
+                 ? static_cast<std::size_t>(needed) - n_active
+                 : 1;
+    }
+    std::size_t n_up = std::min(want, hi - n_active);
+    if (c.max_ramp_up_step != 0) n_up = std::min(n_up, c.max_ramp_up_step);
+    if (n_up > 0) {
+      d.rule = ScaleRule::kScaleUp;
+      pick_wake(obs, n_up, d);
+      // Netty #17538: the voters start counting afresh, so the loops just
+      // woken get `patience_cycles` windows to take load off them.
+      for (std::size_t i : d.voters) loops_[i].busy = 0;
+      mean_busy_ = 0;
+      d.reason = absl::StrFormat(
+          "scale_up: wake %s (%s %s busy for %u windows at u=%s; mean %.2f)",
+          list(d.wake), c.signal == ScaleSignal::kPerLoop ? "loops" : "mean of",
+          list(d.voters), c.patience_cycles, list_u(d.voters, d.utilizations),
+          d.mean_utilization);
+    } else if (want > 0) {
+      d.held = HoldReason::kAtMax;
+      d.reason = absl::StrFormat("held scale_up at max %u (loops %s busy)", hi,
+                                 list(d.voters));
+    }
+
+    // Scale down.
+    std::vector<std::size_t> candidates;
+    for (std::size_t i : active) {
+      if (loops_[i].idle >= c.patience_cycles) candidates.push_back(i);
+    }
+    if (!candidates.empty()) {
+      if (d.rule == ScaleRule::kScaleUp) {
+        d.held = HoldReason::kScaleUpWon;
+      } else if (cooling) {
+        d.held = HoldReason::kCooldown;
+        d.reason = absl::StrFormat("held scale_down (cooldown): loops %s idle",
+                                   list(candidates));
+      } else if (n_active <= lo) {
+        d.held = HoldReason::kAtMin;
+        d.reason = absl::StrFormat("held scale_down at min %u: loops %s idle",
+                                   lo, list(candidates));
+      } else {
+        d.voters = candidates;
+        std::size_t n_down = std::min(
+            {candidates.size(), c.max_ramp_down_step, n_active - lo});
+        pick_victims(obs, candidates, n_down, /*hard=*/false, d);
+        if (d.suspend.empty() && d.drain.empty()) {
+          d.held = HoldReason::kVetoed;
+          d.reason = absl::StrFormat(
+              "held scale_down: idle loops %s hold registrations", list(d.kept));
+        } else {
+          d.rule = ScaleRule::kScaleDown;
+          d.reason = absl::StrFormat(
+              "scale_down: suspend %s drain %s (loops %s idle for %u windows "
+              "at u=%s)",
+              list(d.suspend), list(d.drain), list(candidates),
+              c.patience_cycles, list_u(candidates, d.utilizations));
+          if (!d.kept.empty()) {
+            absl::StrAppend(&d.reason, "; kept ", list(d.kept),
+                            " (registrations)");
+          }
+        }
+      }
+    }
+  }
+
+  // Victims leave now: if anyone wakes one before the next window ends, it
+  // comes back as just woken, with grace.
+  for (const auto* victims : {&d.suspend, &d.drain}) {
+    for (std::size_t i : *victims) {
+      loops_[i].idle = 0;
+      loops_[i].was_active = false;
+    }
+  }
+  d.active_after = n_active + d.wake.size() - d.suspend.size() - d.drain.size();
+  if (d.acted()) {
+    cooldown_left_ = c.scale_down_cooldown_cycles;
+    absl::StrAppend(&d.reason, "; ", n_active, " -> ", d.active_after,
+                    " active");
+  }
+  return d;
+}
+
+void ScalingPolicy::pick_wake(std::span<const LoopObservation> obs,
+                              std::size_t count, ScaleDecision& d) {
+  for (ExecutorStatus wanted :
+       {ExecutorStatus::kDraining, ExecutorStatus::kSuspended}) {
+    for (std::size_t i = 0; i < obs.size() && d.wake.size() < count; ++i) {
+      if (obs[i].status == wanted) d.wake.push_back(i);
+    }
+  }
+}
+
+void ScalingPolicy::pick_victims(std::span<const LoopObservation> obs,
+                                 std::vector<std::size_t> candidates,
+                                 std::size_t count, bool hard,
+                                 ScaleDecision& d) {
+  // Most recently woken first, then highest index: the loops that joined
+  // last leave first, and the low-index core stays warm.
+  std::sort(candidates.begin(), candidates.end(),
+            [this](std::size_t a, std::size_t b) {
+              if (loops_[a].woken_seq != loops_[b].woken_seq) {
+                return loops_[a].woken_seq > loops_[b].woken_seq;
+              }
+              return a > b;
+            });
+  std::size_t taken = 0;
+  for (std::size_t i : candidates) {
+    if (taken == count) break;
+    if (obs[i].registrations == 0) {
+      d.suspend.push_back(i);
+    } else if (hard || config_.drain_connected_loops) {
+      d.drain.push_back(i);
+    } else {
+      d.kept.push_back(i);
+      continue;
+    }
+    ++taken;
+  }
+}
+
+}  // namespace loopscale
