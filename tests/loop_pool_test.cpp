@@ -1,0 +1,203 @@
+// LoopPool in real time: small windows, generous deadlines, busy time made by
+// sleeping inside handlers (so CPU contention does not change the reading).
+
+#include "loopscale/loop_pool.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "support/wait.hpp"
+
+namespace loopscale {
+namespace {
+
+using namespace std::chrono_literals;
+using ::loopscale::testing::eventually;
+using ::loopscale::testing::thread_count;
+using ::testing::HasSubstr;
+
+PoolOptions fast_options(std::size_t max_loops, std::size_t min_loops) {
+  PoolOptions o;
+  o.name = "test";
+  o.scaling.max_loops = max_loops;
+  o.scaling.min_loops = min_loops;
+  o.scaling.window = 20ms;
+  o.scaling.patience_cycles = 2;
+  o.scaling.scale_down_cooldown_cycles = 0;
+  o.scaling.max_ramp_down_step = 4;
+  return o;
+}
+
+std::unique_ptr<LoopPool> make_pool(const PoolOptions& o) {
+  auto pool = LoopPool::create(o);
+  EXPECT_TRUE(pool.ok()) << pool.status();
+  return *std::move(pool);
+}
+
+// Keeps the handler on one loop busy for `busy` of every `period`, until
+// `stop` is set.
+class PeriodicLoad {
+ public:
+  PeriodicLoad(LoopExecutor ex, std::chrono::milliseconds period,
+               std::chrono::milliseconds busy)
+      : timer_(ex), period_(period), busy_(busy) {
+    timer_.expires_after(period_);
+    timer_.async_wait([this](std::error_code ec) { run(ec); });
+  }
+  void stop() { stop_ = true; }
+
+ private:
+  void run(std::error_code ec) {
+    if (ec || stop_) return;
+    std::this_thread::sleep_for(busy_);
+    timer_.expires_at(timer_.expiry() + period_);
+    if (timer_.expiry() < Clock::now()) timer_.expires_after(period_ - busy_);
+    timer_.async_wait([this](std::error_code e) { run(e); });
+  }
+
+  asio::steady_timer timer_;
+  std::chrono::milliseconds period_, busy_;
+  std::atomic<bool> stop_{false};
+};
+
+TEST(LoopPoolTest, CreateRejectsInvalidOptionsNamingTheField) {
+  PoolOptions o;
+  o.scaling.scale_down_threshold = 0.9;
+  auto pool = LoopPool::create(o);
+  EXPECT_EQ(pool.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(pool.status().message()),
+              HasSubstr("scaling.scale_down_threshold"));
+}
+
+TEST(LoopPoolTest, MaxLoopsZeroMakesOneLoopPerCpu) {
+  PoolOptions o;
+  auto pool = make_pool(o);
+  EXPECT_EQ(pool->size(), std::max(1u, std::thread::hardware_concurrency()));
+}
+
+TEST(LoopPoolTest, StatsDescribeEveryLoop) {
+  auto pool = make_pool(fast_options(3, 1));
+  pool->start();
+  std::atomic<int> ran{0};
+  asio::post(pool->loop(1).get_executor(), [&] { ++ran; });
+  ASSERT_TRUE(eventually([&] { return ran.load() == 1; }));
+  PoolStats s = pool->stats();
+  EXPECT_EQ(s.name, "test");
+  EXPECT_EQ(s.size, 3u);
+  EXPECT_EQ(s.min_loops, 1u);
+  EXPECT_EQ(s.max_loops, 3u);
+  ASSERT_EQ(s.loops.size(), 3u);
+  EXPECT_EQ(s.loops[1].index, 1u);
+  EXPECT_GE(s.loops[1].handlers, 1u);
+  pool->stop();
+  for (const LoopStats& l : pool->stats().loops) {
+    EXPECT_EQ(l.state, LoopState::kStopped);
+  }
+}
+
+TEST(LoopPoolTest, IdlePoolShrinksToMinLoopsAndGivesThreadsBack) {
+  const std::size_t before = thread_count();
+  auto pool = make_pool(fast_options(4, 1));
+  pool->start();
+  EXPECT_GE(thread_count(), before + 4);  // four loops (and the monitor)
+  ASSERT_TRUE(eventually([&] { return pool->active_count() == 1; }));
+  ASSERT_TRUE(eventually([&] {
+    std::size_t suspended = 0;
+    for (std::size_t i = 0; i < pool->size(); ++i) {
+      suspended += pool->loop(i).state() == LoopState::kSuspended;
+    }
+    return suspended == 3;
+  }));
+  // One loop and the monitor are left.
+  EXPECT_TRUE(eventually([&] { return thread_count() <= before + 2; }))
+      << thread_count() << " threads, " << before << " before start";
+  EXPECT_GE(pool->stats().scale_downs, 1u);
+}
+
+TEST(LoopPoolTest, ABusyLoopMakesThePoolGrow) {
+  auto pool = make_pool(fast_options(4, 1));
+  pool->start();
+  ASSERT_TRUE(eventually([&] { return pool->active_count() == 1; }));
+  std::uint64_t ups_before = pool->stats().scale_ups;
+  PeriodicLoad load(pool->next(), 10ms, 9ms);  // 90% busy
+  EXPECT_TRUE(eventually([&] { return pool->active_count() >= 2; }));
+  EXPECT_GT(pool->stats().scale_ups, ups_before);
+  load.stop();
+  pool->stop();
+}
+
+TEST(LoopPoolTest, ATrickleOfTinyTasksDoesNotWakeSuspendedLoops) {
+  auto pool = make_pool(fast_options(4, 1));
+  pool->start();
+  ASSERT_TRUE(eventually([&] { return pool->active_count() == 1; }));
+  std::uint64_t resumes_before = 0;
+  for (std::size_t i = 0; i < pool->size(); ++i) {
+    resumes_before += pool->loop(i).resumes();
+  }
+  constexpr int kTasks = 300;
+  std::atomic<int> ran{0};
+  std::size_t max_active = 0;
+  for (int i = 0; i < kTasks; ++i) {
+    asio::post(pool->next(), [&] { ++ran; });
+    max_active = std::max(max_active, pool->active_count());
+    std::this_thread::sleep_for(1ms);  // paces the trickle: ~15 windows
+  }
+  ASSERT_TRUE(eventually([&] { return ran.load() == kTasks; }));
+  std::uint64_t resumes_after = 0;
+  for (std::size_t i = 0; i < pool->size(); ++i) {
+    resumes_after += pool->loop(i).resumes();
+  }
+  EXPECT_EQ(resumes_after, resumes_before);
+  EXPECT_EQ(max_active, 1u);
+}
+
+TEST(LoopPoolTest, DirectPostToASuspendedLoopBringsItBackIntoRotation) {
+  auto pool = make_pool(fast_options(3, 1));
+  pool->start();
+  ASSERT_TRUE(eventually([&] { return pool->active_count() == 1; }));
+  std::size_t suspended = 0;
+  while (pool->loop(suspended).state() != LoopState::kSuspended) ++suspended;
+  // Keep it a little busy so it does not leave again at once.
+  PeriodicLoad load(pool->loop(suspended).get_executor(), 10ms, 5ms);
+  EXPECT_FALSE(pool->loop(suspended).is_suspended());
+  EXPECT_TRUE(eventually([&] {
+    auto active = pool->chooser().active();
+    return std::find(active.begin(), active.end(), suspended) != active.end();
+  }));
+  load.stop();
+  pool->stop();
+}
+
+TEST(LoopPoolTest, MinLoopsZeroSuspendsEveryLoopAndNextWakesOne) {
+  auto pool = make_pool(fast_options(2, 0));
+  pool->start();
+  ASSERT_TRUE(eventually([&] { return pool->active_count() == 0; }));
+  ASSERT_TRUE(eventually([&] {
+    return pool->loop(0).state() == LoopState::kSuspended &&
+           pool->loop(1).state() == LoopState::kSuspended;
+  }));
+  std::atomic<bool> ran{false};
+  asio::post(pool->next(), [&] { ran = true; });
+  EXPECT_EQ(pool->active_count(), 1u);
+  EXPECT_TRUE(eventually([&] { return ran.load(); }));
+}
+
+TEST(LoopPoolTest, StopRunsEveryHandlerPostedBeforeIt) {
+  auto pool = make_pool(fast_options(2, 1));
+  pool->start();
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 1000; ++i) asio::post(pool->next(), [&] { ++ran; });
+  pool->stop();
+  EXPECT_EQ(ran.load(), 1000);
+}
+
+}  // namespace
+}  // namespace loopscale
