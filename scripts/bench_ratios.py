@@ -9,8 +9,16 @@ import json
 import sys
 
 
+def fmt(ns: float) -> str:
+    return f"{ns / 1e3:.1f}us" if ns >= 1e3 else f"{ns:.2f}ns"
+
+
 def main(path: str) -> None:
     report = json.load(open(path))
+    # Benchmarks with a time_unit other than ns are converted to ns.
+    scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+    for b in report["benchmarks"]:
+        b["real_time"] *= scale[b.get("time_unit", "ns")]
     medians = {}
     counters = {}
     for b in report["benchmarks"]:
@@ -29,7 +37,11 @@ def main(path: str) -> None:
         if (case, "plain") in counters:
             continue
         ours = medians[(case, "loopscale")]
-        print(f"{case:<14} {t/1e3:>10.1f}us {ours/1e3:>10.1f}us {ours/t:>7.3f}")
+        print(f"{case:<14} {fmt(t):>12} {fmt(ours):>12} {ours/t:>7.3f}")
+    for (case, impl), t in sorted(medians.items()):
+        if impl == "loopscale" and (case, "plain") not in medians \
+                and (case, impl) not in counters:
+            print(f"{case + '/' + impl:<24} {fmt(t):>12}")
     for (case, impl), (p50, p99) in sorted(counters.items()):
         print(f"{case + '/' + impl:<24} p50 {p50:8.1f} us   p99 {p99:8.1f} us")
 
