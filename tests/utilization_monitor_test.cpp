@@ -228,13 +228,17 @@ TEST(UtilizationMonitorTest, UpAndDownNeverInTheSameTick) {
 TEST(UtilizationMonitorTest, MostRecentlyWokenLoopLeavesFirst) {
   ScalingConfig c = base_config();
   c.patience_cycles = 1;
-  FakePool pool(4, c, 2);
-  // Wake loop 2; loops 0 and 1 were there from the start.
-  ASSERT_THAT(pool.window({0.9, 0.5}).wake, ElementsAre(2));
+  FakePool pool(3, c, 3);
+  pool.fake(1).suspended = true;  // loop 1 leaves (suspended by someone)
+  pool.window({0.5, 0.0, 0.5});
+  // Loop 0 is busy: loop 1, the only suspended one, is woken.
+  ASSERT_THAT(pool.window({0.9, 0.0, 0.5}).wake, ElementsAre(1));
   pool.window({0.5, 0.5, 0.5});
-  // All three idle: loop 2 joined last, so it leaves first.
+  // All three idle: loop 1 joined last, so it leaves first, although loop 2
+  // has the higher index.
+  EXPECT_THAT(pool.window({0.0, 0.0, 0.0}).suspend, ElementsAre(1));
+  // Among loops that were there from the start, the highest index goes.
   EXPECT_THAT(pool.window({0.0, 0.0, 0.0}).suspend, ElementsAre(2));
-  EXPECT_THAT(pool.window({0.0, 0.0}).suspend, ElementsAre(1));
 }
 
 TEST(UtilizationMonitorTest, IdleLoopWithRegistrationsDrainsThenSuspends) {
