@@ -48,11 +48,15 @@ LoopPool::LoopPool(PoolOptions options,
 LoopPool::~LoopPool() { stop(); }
 
 void LoopPool::start() {
+  detail::MutexLock lock(lifecycle_mu_);
+  if (stopped_) return;
   for (const auto& loop : loops_) loop->start();
   monitor_.start();
 }
 
 void LoopPool::stop() {
+  detail::MutexLock lock(lifecycle_mu_);
+  stopped_ = true;
   monitor_.stop();
   for (const auto& loop : loops_) loop->stop();
 }

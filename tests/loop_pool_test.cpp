@@ -101,6 +101,10 @@ TEST(LoopPoolTest, StatsDescribeEveryLoop) {
   for (const LoopStats& l : pool->stats().loops) {
     EXPECT_EQ(l.state, LoopState::kStopped);
   }
+  pool->start();  // stop() is terminal
+  for (const LoopStats& l : pool->stats().loops) {
+    EXPECT_EQ(l.state, LoopState::kStopped);
+  }
 }
 
 TEST(LoopPoolTest, IdlePoolShrinksToMinLoopsAndGivesThreadsBack) {

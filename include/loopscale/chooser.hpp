@@ -35,7 +35,10 @@
 //   * with no active executor (`min_loops == 0` and an idle pool), wakes one
 //     under a lock and returns it; concurrent callers wake at most one between
 //     them, and `active_count()` counts it at once. It prefers an executor
-//     that is already running, then the lowest index.
+//     that is already running, then the lowest index. If that executor's
+//     `resume()` throws (an `EventLoop` that cannot create a thread), the
+//     process terminates: `next()` is noexcept, and there is no executor to
+//     return.
 //
 // Replacing the active set while `next()` runs is safe without reclamation:
 // the set lives in a fixed array of `size()` atomic slots that always hold

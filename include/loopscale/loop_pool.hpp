@@ -38,9 +38,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "loopscale/chooser.hpp"
 #include "loopscale/config.hpp"
+#include "loopscale/detail/mutex.hpp"
 #include "loopscale/event_loop.hpp"
 #include "loopscale/scaling_policy.hpp"
 #include "loopscale/utilization_monitor.hpp"
@@ -89,7 +91,8 @@ class LoopPool {
   // Stops the pool (see `stop()`).
   ~LoopPool();
 
-  // Starts every loop and the monitor thread. Idempotent.
+  // Starts every loop and the monitor thread. Idempotent; does nothing once
+  // `stop()` was called.
   void start();
   // Stops the monitor, then every loop: handlers posted before `stop()` run,
   // pending timers and socket operations are abandoned, every thread is
@@ -121,6 +124,9 @@ class LoopPool {
   const std::vector<std::unique_ptr<EventLoop>> loops_;
   AutoScalingChooser<EventLoop> chooser_;
   UtilizationMonitor<EventLoop> monitor_;
+  // Serializes start() and stop(); stop() is terminal.
+  detail::Mutex lifecycle_mu_;
+  bool stopped_ ABSL_GUARDED_BY(lifecycle_mu_) = false;
 };
 
 }  // namespace loopscale
