@@ -30,6 +30,16 @@ std::string list_u(const std::vector<std::size_t>& indices,
   return out;
 }
 
+// "suspend 3 2 drain 1", leaving out an empty part.
+std::string leaving(const ScaleDecision& d) {
+  std::string out;
+  if (!d.suspend.empty()) absl::StrAppend(&out, "suspend ", list(d.suspend));
+  if (!d.drain.empty()) {
+    absl::StrAppend(&out, out.empty() ? "" : " ", "drain ", list(d.drain));
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string_view to_string(ExecutorStatus status) noexcept {
@@ -168,8 +178,8 @@ ScaleDecision ScalingPolicy::decide(
   } else if (n_active > hi) {
     d.rule = ScaleRule::kAboveMax;
     pick_victims(obs, active, n_active - hi, /*hard=*/true, d);
-    d.reason = absl::StrFormat("above_max: suspend %s drain %s (%u active, max %u)",
-                               list(d.suspend), list(d.drain), n_active, hi);
+    d.reason = absl::StrFormat("above_max: %s (%u active, max %u)",
+                               leaving(d), n_active, hi);
   } else {
     // Scale up.
     std::size_t want = 0;
@@ -234,9 +244,8 @@ ScaleDecision ScalingPolicy::decide(
         } else {
           d.rule = ScaleRule::kScaleDown;
           d.reason = absl::StrFormat(
-              "scale_down: suspend %s drain %s (loops %s idle for %u windows "
-              "at u=%s)",
-              list(d.suspend), list(d.drain), list(candidates),
+              "scale_down: %s (loops %s idle for %u windows at u=%s)",
+              leaving(d), list(candidates),
               c.patience_cycles, list_u(candidates, d.utilizations));
           if (!d.kept.empty()) {
             absl::StrAppend(&d.reason, "; kept ", list(d.kept),

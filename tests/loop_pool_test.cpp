@@ -166,9 +166,15 @@ TEST(LoopPoolTest, ATrickleOfTinyTasksDoesNotWakeSuspendedLoops) {
 TEST(LoopPoolTest, DirectPostToASuspendedLoopBringsItBackIntoRotation) {
   auto pool = make_pool(fast_options(3, 1));
   pool->start();
-  ASSERT_TRUE(eventually([&] { return pool->active_count() == 1; }));
-  std::size_t suspended = 0;
-  while (pool->loop(suspended).state() != LoopState::kSuspended) ++suspended;
+  // A loop leaves the active set before its thread has gone: wait for one
+  // that is fully suspended.
+  std::size_t suspended = pool->size();
+  ASSERT_TRUE(eventually([&] {
+    for (std::size_t i = 0; i < pool->size(); ++i) {
+      if (pool->loop(i).state() == LoopState::kSuspended) suspended = i;
+    }
+    return suspended < pool->size();
+  }));
   // Keep it a little busy so it does not leave again at once.
   PeriodicLoad load(pool->loop(suspended).get_executor(), 10ms, 5ms);
   EXPECT_FALSE(pool->loop(suspended).is_suspended());
