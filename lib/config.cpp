@@ -191,22 +191,22 @@ class TableReader {
     return absl::OkStatus();
   }
 
-  absl::Status read_bool(std::string_view key, bool& out) {
+  // Reads a bool or a string: a value of exactly TOML type T.
+  template <class T>
+  absl::Status read_exact(std::string_view key, T& out,
+                          std::string_view expected) {
     const toml::node* node = table_.get(key);
     if (node == nullptr) return absl::OkStatus();
-    auto v = node->value_exact<bool>();
-    if (!v) return type_error(key, *node, "true or false");
-    out = *v;
-    return absl::OkStatus();
-  }
-
-  absl::Status read_string(std::string_view key, std::string& out) {
-    const toml::node* node = table_.get(key);
-    if (node == nullptr) return absl::OkStatus();
-    auto v = node->value_exact<std::string>();
-    if (!v) return type_error(key, *node, "a string");
+    auto v = node->value_exact<T>();
+    if (!v) return type_error(key, *node, expected);
     out = *std::move(v);
     return absl::OkStatus();
+  }
+  absl::Status read_bool(std::string_view key, bool& out) {
+    return read_exact(key, out, "true or false");
+  }
+  absl::Status read_string(std::string_view key, std::string& out) {
+    return read_exact(key, out, "a string");
   }
 
   absl::Status read_duration(std::string_view key,

@@ -83,7 +83,6 @@ class FakePool {
   AutoScalingChooser<FakeExecutor>& chooser() { return chooser_; }
   UtilizationMonitor<FakeExecutor>& monitor() { return monitor_; }
   Clock::time_point& now() { return now_; }
-  void set_window(std::chrono::nanoseconds w) { config_.window = w; }
 
  private:
   static std::vector<std::unique_ptr<FakeExecutor>> make(std::size_t n,
