@@ -133,6 +133,15 @@ std::optional<FieldError> check_pool(const PoolOptions& o) {
       return e;
     }
   }
+  if (const std::uint32_t m = o.metrics.file_mode;
+      (m & ~std::uint32_t{0666}) != 0 || (m & 0600) != 0600) {
+    return FieldError{"file_mode",
+                      absl::StrFormat("file_mode = 0o%o: must give the owner "
+                                      "read and write and have no bits "
+                                      "outside 0o666 (e.g. 0o600, 0o660)",
+                                      m),
+                      "metrics"};
+  }
   if (!o.metrics.shm_path.empty() && o.metrics.shm_path.front() != '/') {
     return FieldError{"shm_path",
                       absl::StrCat("shm_path = \"", o.metrics.shm_path,
@@ -173,6 +182,21 @@ class TableReader {
       return error(key, *node, absl::StrCat("= ", *v, ": must not be negative"));
     }
     out = static_cast<std::size_t>(*v);
+    return absl::OkStatus();
+  }
+
+  // Reads permission bits; TOML writes them as an octal literal (0o600).
+  absl::Status read_mode(std::string_view key, std::uint32_t& out) {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return absl::OkStatus();
+    auto v = node->value_exact<std::int64_t>();
+    if (!v) return type_error(key, *node, "an octal integer such as 0o600");
+    if (*v < 0 || *v > 07777) {
+      return error(key, *node,
+                   absl::StrCat("= ", *v, ": not a permission mode; write an "
+                                "octal integer such as 0o600"));
+    }
+    out = static_cast<std::uint32_t>(*v);
     return absl::OkStatus();
   }
 
@@ -368,10 +392,12 @@ absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text) {
                               s.scale_down_cooldown_cycles),
            scaling.read_signal("signal", s.signal),
            scaling.read_bool("drain_connected_loops", s.drain_connected_loops),
-           metrics.reject_unknown({"enabled", "shm_path", "service"}),
+           metrics.reject_unknown(
+               {"enabled", "shm_path", "service", "file_mode"}),
            metrics.read_bool("enabled", out.metrics.enabled),
            metrics.read_string("shm_path", out.metrics.shm_path),
            metrics.read_string("service", out.metrics.service),
+           metrics.read_mode("file_mode", out.metrics.file_mode),
        }) {
     // Statuses are evaluated in order; the first error is the one reported.
     if (!status.ok()) return status;

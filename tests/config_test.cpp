@@ -103,6 +103,11 @@ TEST(ValidateTest, PoolOptionsNameTheirTable) {
   o.metrics.shm_path = "relative/file";
   EXPECT_THAT(validate(o).message(), HasSubstr("metrics.shm_path"));
   o = PoolOptions{};
+  o.metrics.file_mode = 0644;
+  EXPECT_TRUE(validate(o).ok());
+  o.metrics.file_mode = 0700;
+  EXPECT_THAT(validate(o).message(), HasSubstr("metrics.file_mode = 0o700"));
+  o = PoolOptions{};
   o.scaling.patience_cycles = 0;
   EXPECT_THAT(validate(o).message(), HasSubstr("scaling.patience_cycles"));
 }
@@ -159,6 +164,7 @@ drain_connected_loops = false
 enabled = true
 shm_path = "/dev/shm/x"
 service = "svc"
+file_mode = 0o660
 )");
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->name, "api");
@@ -176,6 +182,7 @@ service = "svc"
   EXPECT_TRUE(o->metrics.enabled);
   EXPECT_EQ(o->metrics.shm_path, "/dev/shm/x");
   EXPECT_EQ(o->metrics.service, "svc");
+  EXPECT_EQ(o->metrics.file_mode, 0660u);
 }
 
 TEST(ParsePoolOptionsTest, SyntaxErrorNamesTheLine) {
@@ -283,7 +290,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"metrics", "service",
                  "\"a-service-name-that-is-far-longer-than-the-sixty-three-"
                  "bytes-allowed\""},
-        BadValue{"metrics", "service", "\"tab\\there\""}),
+        BadValue{"metrics", "service", "\"tab\\there\""},
+        BadValue{"metrics", "file_mode", "0o400"},
+        BadValue{"metrics", "file_mode", "0o755"},
+        BadValue{"metrics", "file_mode", "\"0600\""},
+        BadValue{"metrics", "file_mode", "-1"}),
     [](const ::testing::TestParamInfo<BadValue>& info) {
       return std::string(info.param.key) + "_" + std::to_string(info.index);
     });

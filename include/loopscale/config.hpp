@@ -32,6 +32,7 @@
 //   enabled = false
 //   shm_path = "/dev/shm/loopscale"
 //   service = "api"
+//   file_mode = 0o600             # when this process creates the file
 //
 // Errors: `validate()` and the TOML readers return `InvalidArgument` with a
 // message that names the field and the offending value, and for TOML the line
@@ -46,6 +47,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -113,6 +115,10 @@ struct MetricsConfig {
   std::string shm_path;
   // The service the pool's loops are aggregated under; empty = the pool name.
   std::string service;
+  // Permission bits of the file when this process creates it (before the
+  // umask). Must give the owner read and write; at most 0666. Group bits let
+  // services of several users in one group share a file.
+  std::uint32_t file_mode = 0600;
 
   friend bool operator==(const MetricsConfig&, const MetricsConfig&) = default;
 };
@@ -137,7 +143,8 @@ struct PoolOptions {
 
 // Returns OK, or InvalidArgument naming the first invalid field: as
 // `validate(ScalingConfig)`, plus an empty or over-long `name` or
-// `metrics.service`, and a `metrics.shm_path` that is not absolute.
+// `metrics.service`, a `metrics.shm_path` that is not absolute, and a
+// `metrics.file_mode` outside 0600..0666 (owner read-write, no execute bits).
 absl::Status validate(const PoolOptions& options);
 
 // Parses TOML text into validated options. Keys left out keep their defaults.
