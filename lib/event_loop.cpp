@@ -87,6 +87,9 @@ void EventLoop::resume_locked() {
       ctx_.restart();
       guard_.emplace(ctx_.get_executor());
       thread_ = std::thread([this] { thread_main(); });
+      // The thread cannot leave before we release mu_, so its clock is valid.
+      thread_running_ =
+          pthread_getcpuclockid(thread_.native_handle(), &cpu_clock_) == 0;
       if (ever_started_) resumes_.fetch_add(1, std::memory_order_relaxed);
       ever_started_ = true;
       break;
@@ -198,6 +201,7 @@ void EventLoop::thread_main() {
       if (stop_requested_) {
         if (stop_marker_ran_.load()) {
           guard_.reset();
+          leave_thread_locked();
           state_.store(LoopState::kStopped);
           stopped_cv_.SignalAll();
           return;
@@ -224,10 +228,32 @@ void EventLoop::thread_main() {
     detail::MutexLock lock(mu_);
     if (epoch != epoch_ || stop_requested_) continue;
     ctx_.restart();
+    leave_thread_locked();
     state_.store(LoopState::kSuspended);
     suspensions_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
+}
+
+namespace {
+
+std::chrono::nanoseconds read_cpu_clock(clockid_t clock) {
+  timespec ts{};
+  if (clock_gettime(clock, &ts) != 0) return std::chrono::nanoseconds(0);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+}  // namespace
+
+void EventLoop::leave_thread_locked() {
+  past_cpu_ += read_cpu_clock(CLOCK_THREAD_CPUTIME_ID);
+  thread_running_ = false;
+}
+
+std::chrono::nanoseconds EventLoop::cpu_time() const {
+  detail::MutexLock lock(mu_);
+  if (!thread_running_) return past_cpu_;
+  return past_cpu_ + read_cpu_clock(cpu_clock_);
 }
 
 Registration::Registration(EventLoop& loop) noexcept : loop_(&loop) {

@@ -76,6 +76,7 @@ PoolStats LoopPool::stats() const {
   s.scale_ups = m.scale_ups;
   s.scale_downs = m.scale_downs;
   s.last_decision = std::move(m.last_decision);
+  s.scaling = m.config;
   s.loops.reserve(loops_.size());
   for (const auto& loop : loops_) {
     const ActivityRecorder::Snapshot a = loop->activity();
@@ -89,6 +90,7 @@ PoolStats LoopPool::stats() const {
     l.registrations = loop->registrations();
     l.suspensions = loop->suspensions();
     l.resumes = loop->resumes();
+    l.cpu_time = loop->cpu_time();
     s.loops.push_back(l);
   }
   return s;

@@ -101,6 +101,37 @@ TEST(EventLoopTest, SuspendedLoopGivesItsThreadBack) {
   EXPECT_EQ(loop.suspensions(), 1u);
 }
 
+// Spins on the calling thread until it has used `cpu` of CPU time.
+void burn_cpu(std::chrono::nanoseconds cpu) {
+  timespec start{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start);
+  for (;;) {
+    timespec now{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+    const auto used = std::chrono::seconds(now.tv_sec - start.tv_sec) +
+                      std::chrono::nanoseconds(now.tv_nsec - start.tv_nsec);
+    if (used >= cpu) return;
+  }
+}
+
+TEST(EventLoopTest, CpuTimeCountsEveryThreadTheLoopHad) {
+  EventLoop loop;
+  EXPECT_EQ(loop.cpu_time(), 0ns) << "no thread yet";
+  loop.start();
+  std::atomic<int> ran{0};
+  asio::post(loop.get_executor(), [&] { burn_cpu(30ms); ++ran; });
+  ASSERT_TRUE(eventually([&] { return ran.load() == 1; }));
+  EXPECT_GE(loop.cpu_time(), 30ms) << "the running thread's time";
+  ASSERT_TRUE(loop.try_suspend());
+  ASSERT_TRUE(eventually([&] { return suspended(loop); }));
+  const auto after_first = loop.cpu_time();
+  EXPECT_GE(after_first, 30ms) << "kept once the thread left";
+  EXPECT_EQ(loop.cpu_time(), after_first) << "a suspended loop uses no CPU";
+  asio::post(loop.get_executor(), [&] { burn_cpu(30ms); ++ran; });  // resumes
+  ASSERT_TRUE(eventually([&] { return ran.load() == 2; }));
+  EXPECT_GE(loop.cpu_time(), after_first + 30ms) << "the second thread adds";
+}
+
 TEST(EventLoopTest, PendingTimerSurvivesASuspensionRequestAndFires) {
   EventLoop loop;
   loop.start();

@@ -44,41 +44,11 @@
 #include "loopscale/config.hpp"
 #include "loopscale/detail/mutex.hpp"
 #include "loopscale/event_loop.hpp"
+#include "loopscale/pool_stats.hpp"
 #include "loopscale/scaling_policy.hpp"
 #include "loopscale/utilization_monitor.hpp"
 
 namespace loopscale {
-
-// One loop's figures in `PoolStats`.
-struct LoopStats {
-  std::size_t index = 0;
-  LoopState state = LoopState::kSuspended;
-  // Utilization in the monitor's last window.
-  double utilization = 0.0;
-  // Monotonic totals since the loop was created.
-  std::chrono::nanoseconds busy{0};
-  std::uint64_t handlers = 0;
-  std::uint64_t wakeups = 0;
-  std::size_t registrations = 0;
-  std::uint64_t suspensions = 0;
-  std::uint64_t resumes = 0;
-};
-
-// A pool's figures at one instant.
-struct PoolStats {
-  std::string name;
-  std::vector<LoopStats> loops;
-  std::size_t size = 0;
-  std::size_t active_count = 0;
-  // The bounds in force: min(min_loops, max) and min(max_loops or all, size).
-  std::size_t min_loops = 0;
-  std::size_t max_loops = 0;
-  std::uint64_t ticks = 0;
-  std::uint64_t scale_ups = 0;
-  std::uint64_t scale_downs = 0;
-  // The last decision that acted or held an action.
-  ScaleDecision last_decision;
-};
 
 class LoopPool {
  public:

@@ -1,0 +1,62 @@
+// -----------------------------------------------------------------------------
+// pool_stats.hpp
+// -----------------------------------------------------------------------------
+//
+// `PoolStats` and `LoopStats`: a pool's figures at one instant, as returned
+// by `LoopPool::stats()` and written to shared memory by `shm::Publisher`.
+// Plain values; counters are monotonic since the loop was created (readers
+// take deltas), `utilization` is the monitor's last window.
+
+#ifndef LOOPSCALE_POOL_STATS_HPP_
+#define LOOPSCALE_POOL_STATS_HPP_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "loopscale/config.hpp"
+#include "loopscale/event_loop.hpp"
+#include "loopscale/scaling_policy.hpp"
+
+namespace loopscale {
+
+// One loop's figures in `PoolStats`.
+struct LoopStats {
+  std::size_t index = 0;
+  LoopState state = LoopState::kSuspended;
+  // Utilization in the monitor's last window.
+  double utilization = 0.0;
+  // Monotonic totals since the loop was created.
+  std::chrono::nanoseconds busy{0};
+  std::uint64_t handlers = 0;
+  std::uint64_t wakeups = 0;
+  std::size_t registrations = 0;
+  std::uint64_t suspensions = 0;
+  std::uint64_t resumes = 0;
+  // CPU time of the loop's threads (user + system), every thread it had.
+  std::chrono::nanoseconds cpu_time{0};
+};
+
+// A pool's figures at one instant.
+struct PoolStats {
+  std::string name;
+  std::vector<LoopStats> loops;
+  std::size_t size = 0;
+  std::size_t active_count = 0;
+  // The bounds in force: min(min_loops, max) and min(max_loops or all, size).
+  std::size_t min_loops = 0;
+  std::size_t max_loops = 0;
+  std::uint64_t ticks = 0;
+  std::uint64_t scale_ups = 0;
+  std::uint64_t scale_downs = 0;
+  // The last decision that acted or held an action.
+  ScaleDecision last_decision;
+  // The scaling configuration in force (retuned by `update_config()`).
+  ScalingConfig scaling;
+};
+
+}  // namespace loopscale
+
+#endif  // LOOPSCALE_POOL_STATS_HPP_
