@@ -15,10 +15,15 @@
 //   reader: s1 = seq (acquire); load words; acquire fence; s2 = seq;
 //           the copy is consistent iff s1 is even and s1 == s2
 //
+// `Seq` is `std::atomic<std::uint64_t>` for in-process data, or
+// `std::atomic_ref<std::uint64_t>` over a word of a shared mapping.
+//
 // Thread-safety: exactly one thread may write a given sequence at a time
 // (callers guarantee it: the loop's own thread, or one publisher per slot).
 // Reads may run from any thread, and only read memory, so they also work on a
-// read-only mapping of another process's sequence.
+// read-only mapping of another process's sequence. A writer in another process
+// may die mid-section and leave the sequence odd for ever: readers of such
+// data use the bounded `seqlock_try_read()`.
 
 #ifndef LOOPSCALE_DETAIL_SEQLOCK_HPP_
 #define LOOPSCALE_DETAIL_SEQLOCK_HPP_
@@ -30,13 +35,15 @@
 namespace loopscale::detail {
 
 // Opens a write section on `seq`. Only the single writer may call it.
-inline void seqlock_write_begin(std::atomic<std::uint64_t>& seq) noexcept {
+template <class Seq>
+inline void seqlock_write_begin(Seq&& seq) noexcept {
   seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
 }
 
 // Closes the write section opened by `seqlock_write_begin()`.
-inline void seqlock_write_end(std::atomic<std::uint64_t>& seq) noexcept {
+template <class Seq>
+inline void seqlock_write_end(Seq&& seq) noexcept {
   seq.store(seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
 }
 
@@ -44,8 +51,8 @@ inline void seqlock_write_end(std::atomic<std::uint64_t>& seq) noexcept {
 // it ran without a concurrent write, and returns how many attempts failed.
 // A writer holds its section for a handful of stores, so the loop is short;
 // after a few spins it yields in case the writer was preempted mid-section.
-template <class ReadFn>
-int seqlock_read(const std::atomic<std::uint64_t>& seq, ReadFn&& read) {
+template <class Seq, class ReadFn>
+int seqlock_read(const Seq& seq, ReadFn&& read) {
   // Spins before yielding; a write section is a few stores, so a reader that
   // still sees it open after this many tries is racing a descheduled writer.
   constexpr int kSpinsBeforeYield = 64;
@@ -58,6 +65,23 @@ int seqlock_read(const std::atomic<std::uint64_t>& seq, ReadFn&& read) {
     }
     if (failed >= kSpinsBeforeYield) std::this_thread::yield();
   }
+}
+
+// As `seqlock_read()`, but gives up after `max_attempts` failed attempts and
+// returns false (the copy is then inconsistent and must not be used).
+template <class Seq, class ReadFn>
+bool seqlock_try_read(const Seq& seq, ReadFn&& read, int max_attempts) {
+  constexpr int kSpinsBeforeYield = 64;
+  for (int failed = 0; failed < max_attempts; ++failed) {
+    const std::uint64_t before = seq.load(std::memory_order_acquire);
+    if ((before & 1) == 0) {
+      read();
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (seq.load(std::memory_order_relaxed) == before) return true;
+    }
+    if (failed >= kSpinsBeforeYield) std::this_thread::yield();
+  }
+  return false;
 }
 
 }  // namespace loopscale::detail

@@ -1,0 +1,47 @@
+// -----------------------------------------------------------------------------
+// shm/detail/process.hpp
+// -----------------------------------------------------------------------------
+//
+// Process identity for the metrics file: a pid alone is not enough, since the
+// kernel reuses pids, so a segment also records its process's start time
+// (field 22 of /proc/<pid>/stat, clock ticks since boot), and a process counts
+// as the segment's owner only if both match. Pids are as seen in the caller's
+// pid namespace: readers must share it with the writers.
+//
+// Thread-safety: plain functions; they read /proc and call kill(pid, 0).
+
+#ifndef LOOPSCALE_SHM_DETAIL_PROCESS_HPP_
+#define LOOPSCALE_SHM_DETAIL_PROCESS_HPP_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace loopscale::shm::detail {
+
+// Linux's PID_MAX_LIMIT: no pid is larger.
+inline constexpr std::uint64_t kMaxPid = 4194304;
+
+struct ProcessInfo {
+  char state = '?';  // R, S, D, Z (zombie), X (dead), ...
+  std::uint64_t start_time = 0;
+};
+
+// Reads /proc/<pid>/stat; nullopt if it cannot be read or parsed.
+std::optional<ProcessInfo> read_process(std::uint64_t pid);
+
+// This process's start time (0 if /proc is unavailable).
+std::uint64_t self_start_time();
+
+// True if process `pid` exists and has not exited (a zombie has).
+bool process_running(std::uint64_t pid);
+
+// Returns why process `pid`, started at `start_time`, no longer runs ("" if
+// it does): gone, a zombie, or its pid reused by a process started later.
+// A pid outside (0, kMaxPid] is reported as invalid without asking the kernel
+// (kill() treats 0 and negative pids as process groups).
+std::string process_gone_reason(std::uint64_t pid, std::uint64_t start_time);
+
+}  // namespace loopscale::shm::detail
+
+#endif  // LOOPSCALE_SHM_DETAIL_PROCESS_HPP_
