@@ -297,13 +297,16 @@ absl::StatusOr<std::unique_ptr<Publisher>> Publisher::attach(
     store(m->data, offsetof(FileHeader, used_bytes), at + bytes,
           std::memory_order_release);
   }
-  // The flock is dropped when fd closes; the mapping stays.
+  // A mapping holds a reference to the open file description, and so would
+  // keep the flock past close(): drop it explicitly.
+  flock(fd.fd, LOCK_UN);
   return std::unique_ptr<Publisher>(
-      new Publisher(path, service, std::move(m), offset, owner, loops));
+      new Publisher(path, service, std::string(pool_name), std::move(m), offset,
+                    owner, loops));
 }
 
 Publisher::Publisher(std::string path, std::string service,
-                     std::unique_ptr<Mapping> map,
+                     std::string pool_name, std::unique_ptr<Mapping> map,
                      std::uint64_t offset, std::uint64_t owner,
                      std::size_t loops)
     : path_(std::move(path)),
@@ -323,6 +326,10 @@ Publisher::Publisher(std::string path, std::string service,
   loopscale::detail::seqlock_write_end(word(seg, offsetof(SegmentRecord, seq)));
   image_.resize(map_->layout.segment_header_size - kSeqlockedOffset +
                 loops_ * map_->layout.loop_slot_size);
+  // Readers show a segment once its identity matches its owner word.
+  PoolStats empty;
+  empty.name = std::move(pool_name);
+  write_locked(empty);
 }
 
 Publisher::~Publisher() { release(); }
@@ -340,6 +347,10 @@ bool Publisher::attached() const {
 void Publisher::publish(const PoolStats& stats) {
   loopscale::detail::MutexLock lock(mu_);
   if (!still_owner()) return;
+  write_locked(stats);
+}
+
+void Publisher::write_locked(const PoolStats& stats) {
   SegmentRecord h{};
   h.generation = owner_generation(owner_);
   h.pid = owner_pid(owner_);

@@ -83,9 +83,12 @@ class Publisher {
   struct Mapping;
   static absl::StatusOr<std::unique_ptr<Mapping>> map_file(
       int fd, const std::string& path);
-  Publisher(std::string path, std::string service, std::unique_ptr<Mapping> map,
+  Publisher(std::string path, std::string service, std::string pool_name,
+            std::unique_ptr<Mapping> map,
             std::uint64_t offset, std::uint64_t owner, std::size_t loops);
 
+  // Builds the segment image from `stats` and writes it under the seqlock.
+  void write_locked(const PoolStats& stats) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // True while the owner word is still ours.
   bool still_owner() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -41,22 +41,26 @@ const Field* FileLayout::find(Record record, std::string_view name) const {
 
 absl::StatusOr<FileLayout> parse_header(const std::byte* data,
                                         std::size_t size) {
+  if (size >= sizeof(kMagic)) {
+    char magic[8];
+    copy_out(magic, data, 0, 8);
+    const char zero[8] = {};
+    if (std::memcmp(magic, zero, 8) == 0) {
+      return absl::UnavailableError(
+          "metrics file not initialized yet (magic is zero)");
+    }
+    if (std::memcmp(magic, kMagic.data(), 8) != 0) {
+      return absl::DataLossError(absl::StrCat(
+          "bad magic \"", fixed_text(magic, 8),
+          "\": not a loopscale metrics file (expected \"LOOPSCAL\")"));
+    }
+  }
   if (size < sizeof(FileHeader)) {
     return corrupt(absl::StrCat("truncated: ", size, " bytes, the header needs ",
                                 sizeof(FileHeader)));
   }
   FileHeader h;
   copy_out(&h, data, 0, sizeof(h));
-  const char zero[8] = {};
-  if (std::memcmp(h.magic, zero, 8) == 0) {
-    return absl::UnavailableError(
-        "metrics file not initialized yet (magic is zero)");
-  }
-  if (std::memcmp(h.magic, kMagic.data(), 8) != 0) {
-    return absl::DataLossError(absl::StrCat(
-        "bad magic \"", fixed_text(h.magic, 8),
-        "\": not a loopscale metrics file (expected \"LOOPSCAL\")"));
-  }
   if (h.byte_order != kByteOrderMark) {
     return corrupt(absl::StrFormat(
         "byte_order = 0x%016x: written with another byte order or damaged",

@@ -1,0 +1,240 @@
+#include "loopscale/shm/publisher.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "loopscale/shm/layout.hpp"
+#include "loopscale/shm/reader.hpp"
+#include "support/shm_file.hpp"
+
+namespace loopscale::shm {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::stats_at;
+using testing::TempShmPath;
+
+Snapshot read(const TempShmPath& file) {
+  auto reader = Reader::open(file.path());
+  EXPECT_TRUE(reader.ok()) << reader.status();
+  auto snap = reader->snapshot();
+  EXPECT_TRUE(snap.ok()) << snap.status();
+  return *snap;
+}
+
+TEST(PublisherTest, CreatesThePrivateFileAndShowsThePool) {
+  TempShmPath file;
+  auto pub = Publisher::attach(file.config("api"), "pool-a", 4);
+  ASSERT_TRUE(pub.ok()) << pub.status();
+  struct stat st{};
+  ASSERT_EQ(stat(file.path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  (*pub)->publish(stats_at("pool-a", 4, 7));
+
+  const Snapshot snap = read(file);
+  EXPECT_EQ(snap.version_major, kVersionMajor);
+  ASSERT_EQ(snap.processes.size(), 1u);
+  const ProcessSnapshot& p = snap.processes[0];
+  EXPECT_EQ(p.pid, static_cast<std::uint64_t>(getpid()));
+  EXPECT_EQ(p.service, "api");
+  EXPECT_EQ(p.pool, "pool-a");
+  EXPECT_FALSE(p.stale) << p.stale_reason;
+  EXPECT_TRUE(p.consistent);
+  EXPECT_GT(p.heartbeat_ns, 0u);
+  EXPECT_EQ(p.ticks, 7u);
+  EXPECT_EQ(p.scale_ups, 7u);
+  EXPECT_EQ(p.scale_downs, 3u);
+  EXPECT_EQ(p.active_loops, 2u);
+  ASSERT_EQ(p.loops.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) {
+    const LoopSnapshot& l = p.loops[i];
+    EXPECT_EQ(l.index, i);
+    EXPECT_EQ(l.busy_ns, 7000 + i);
+    EXPECT_EQ(l.handlers, 7u);
+    EXPECT_EQ(l.wakeups, 8u);
+    EXPECT_EQ(l.registrations, i);
+    EXPECT_EQ(l.cpu_ns, 70u);
+    EXPECT_DOUBLE_EQ(l.utilization, static_cast<double>(i % 4) / 4.0);
+    EXPECT_EQ(l.state_name, i < 2 ? "active" : "suspended");
+  }
+}
+
+TEST(PublisherTest, ConfiguredModeIsUsedForANewFile) {
+  TempShmPath file;
+  MetricsConfig config = file.config("api");
+  config.file_mode = 0640;
+  const mode_t old = umask(0);
+  auto pub = Publisher::attach(config, "p", 1);
+  umask(old);
+  ASSERT_TRUE(pub.ok()) << pub.status();
+  struct stat st{};
+  ASSERT_EQ(stat(file.path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+}
+
+TEST(PublisherTest, ServicesAggregateByTheSchemaRules) {
+  TempShmPath file;
+  auto a1 = Publisher::attach(file.config("alpha"), "a1", 4);
+  auto a2 = Publisher::attach(file.config("alpha"), "a2", 2);
+  auto b = Publisher::attach(file.config("beta"), "b", 3);
+  ASSERT_TRUE(a1.ok() && a2.ok() && b.ok());
+  (*a1)->publish(stats_at("a1", 4, 10));
+  (*a2)->publish(stats_at("a2", 2, 20));
+  (*b)->publish(stats_at("b", 3, 30));
+
+  const Snapshot snap = read(file);
+  ASSERT_EQ(snap.services.size(), 2u);
+  const ServiceSnapshot& alpha = snap.services[0];
+  EXPECT_EQ(alpha.name, "alpha");
+  EXPECT_EQ(alpha.processes, 1u) << "two pools of one process";
+  EXPECT_EQ(alpha.pools, 2u);
+  EXPECT_EQ(alpha.loops, 6u);
+  EXPECT_EQ(alpha.active_loops, 2u + 1u);
+  // Utilizations: a1 0, .25, .5, .75; a2 0, .25: mean over the six loops.
+  EXPECT_DOUBLE_EQ(alpha.utilization, 1.75 / 6);
+  auto figure = [](const ServiceSnapshot& s, std::string_view name) {
+    for (const Figure& f : s.figures) {
+      if (f.name == name) return f;
+    }
+    ADD_FAILURE() << "no figure " << name;
+    return Figure{};
+  };
+  EXPECT_EQ(figure(alpha, "handlers").u, 4 * 10u + 2 * 20u);           // sum
+  EXPECT_EQ(figure(alpha, "ticks").u, 20u);                            // max
+  EXPECT_EQ(figure(alpha, "busy_ns").u, (40000u + 6) + (40000u + 1));  // sum
+  EXPECT_EQ(figure(alpha, "registrations").u, 0u + 1 + 2 + 3 + 0 + 1);
+  const ServiceSnapshot& beta = snap.services[1];
+  EXPECT_EQ(beta.name, "beta");
+  EXPECT_EQ(beta.loops, 3u);
+  EXPECT_EQ(figure(beta, "scale_ups").u, 30u);
+}
+
+TEST(PublisherTest, ReleaseFreesTheSegmentForTheNextPool) {
+  TempShmPath file;
+  auto first = Publisher::attach(file.config("api"), "p", 4);
+  ASSERT_TRUE(first.ok());
+  const std::uint64_t offset = (*first)->segment_offset();
+  (*first)->publish(stats_at("p", 4, 99));
+  first->reset();  // released
+  EXPECT_TRUE(read(file).processes.empty());
+
+  auto second = Publisher::attach(file.config("web"), "q", 2);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ((*second)->segment_offset(), offset) << "the free segment is reused";
+  const Snapshot snap = read(file);
+  ASSERT_EQ(snap.processes.size(), 1u);
+  EXPECT_EQ(snap.processes[0].service, "web");
+  EXPECT_EQ(snap.processes[0].ticks, 0u) << "the segment was zeroed";
+  EXPECT_EQ(snap.processes[0].loops.size(), 2u);
+  for (const LoopSnapshot& l : snap.processes[0].loops) EXPECT_EQ(l.busy_ns, 0u);
+}
+
+TEST(PublisherTest, GrowsWhileOthersHaveTheFileMapped) {
+  TempShmPath file;
+  auto early = Publisher::attach(file.config("early"), "e", 8);
+  ASSERT_TRUE(early.ok());
+  auto reader = Reader::open(file.path());
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE(reader->snapshot().ok());
+  const auto size_before = std::filesystem::file_size(file.path());
+
+  // 40 pools of 64 loops need ~360 KiB: the file grows several times.
+  std::vector<std::unique_ptr<Publisher>> many;
+  for (int i = 0; i < 40; ++i) {
+    auto p = Publisher::attach(file.config("bulk"), "b", 64);
+    ASSERT_TRUE(p.ok()) << p.status();
+    (*p)->publish(stats_at("b", 64, i));
+    many.push_back(*std::move(p));
+  }
+  EXPECT_GT(std::filesystem::file_size(file.path()), size_before);
+  // The early writer's mapping predates the growth and still works.
+  (*early)->publish(stats_at("e", 8, 5));
+  auto snap = reader->snapshot();
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  ASSERT_EQ(snap->services.size(), 2u);
+  EXPECT_EQ(snap->services[0].name, "bulk");
+  EXPECT_EQ(snap->services[0].loops, 40u * 64);
+  EXPECT_EQ(snap->services[1].name, "early");
+  EXPECT_EQ(snap->processes[0].ticks, 5u);
+}
+
+TEST(PublisherTest, RefusesASymlink) {
+  TempShmPath file;
+  TempShmPath target;
+  { std::ofstream(target.path()) << "precious"; }
+  std::filesystem::create_symlink(target.path(), file.path());
+  auto pub = Publisher::attach(file.config("api"), "p", 1);
+  ASSERT_FALSE(pub.ok());
+  EXPECT_THAT(pub.status().message(), HasSubstr("symbolic link"));
+  EXPECT_THAT(pub.status().message(), HasSubstr(file.path()));
+  std::ifstream in(target.path());
+  std::string content;
+  in >> content;
+  EXPECT_EQ(content, "precious") << "the link's target was not touched";
+  auto reader = Reader::open(file.path());
+  ASSERT_FALSE(reader.ok());
+  EXPECT_THAT(reader.status().message(), HasSubstr("symbolic link"));
+}
+
+TEST(PublisherTest, RefusesADirectoryAndAnUnwritableLocation) {
+  TempShmPath dir;
+  std::filesystem::create_directory(dir.path());
+  auto pub = Publisher::attach(dir.config("api"), "p", 1);
+  ASSERT_FALSE(pub.ok());
+  EXPECT_THAT(pub.status().message(), HasSubstr(dir.path()));
+
+  MetricsConfig nowhere;
+  nowhere.shm_path = "/dev/null/loopscale";  // a file is not a directory
+  pub = Publisher::attach(nowhere, "p", 1);
+  ASSERT_FALSE(pub.ok());
+  EXPECT_THAT(pub.status().message(),
+              HasSubstr("/dev/null/loopscale: cannot open or create"));
+}
+
+TEST(PublisherTest, RefusesAForeignFileAndLeavesItAlone) {
+  TempShmPath file;
+  { std::ofstream(file.path()) << "not a metrics file, but somebody's data"; }
+  auto pub = Publisher::attach(file.config("api"), "p", 1);
+  ASSERT_FALSE(pub.ok());
+  EXPECT_THAT(pub.status().message(), HasSubstr("bad magic"));
+  EXPECT_EQ(std::filesystem::file_size(file.path()), 39u);
+}
+
+TEST(PublisherTest, AFullLocationIsAnErrorNotACrash) {
+  TempShmPath file;
+  // A child whose file-size limit is below what a segment needs: growing the
+  // file fails as it would on a full tmpfs.
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    rlimit limit{8192, 8192};
+    setrlimit(RLIMIT_FSIZE, &limit);
+    auto pub = Publisher::attach(file.config("api"), "p", 4);
+    const bool clear = !pub.ok() && std::string(pub.status().message())
+                                            .find("cannot grow") != std::string::npos;
+    _exit(clear ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child crashed";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "attach did not report the full file";
+}
+
+TEST(PublisherTest, InvalidArgumentsNameTheField) {
+  TempShmPath file;
+  auto pub = Publisher::attach(file.config("api"), "p", 0);
+  ASSERT_FALSE(pub.ok());
+  EXPECT_THAT(pub.status().message(), HasSubstr("loops = 0"));
+}
+
+}  // namespace
+}  // namespace loopscale::shm

@@ -1,0 +1,188 @@
+#include "loopscale/shm/reader.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "loopscale/shm/layout.hpp"
+#include "loopscale/shm/publisher.hpp"
+#include "support/shm_file.hpp"
+
+namespace loopscale::shm {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::stats_at;
+using testing::TempShmPath;
+
+// A valid file with two pools, as 8-aligned words, for corruption tests.
+class CorruptFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto a = Publisher::attach(file_.config("alpha"), "a", 4);
+    auto b = Publisher::attach(file_.config("beta"), "b", 2);
+    ASSERT_TRUE(a.ok() && b.ok());
+    (*a)->publish(stats_at("a", 4, 1));
+    (*b)->publish(stats_at("b", 2, 2));
+    words_ = file_.words();
+    second_segment_ = (*b)->segment_offset();
+    // Keep the segments claimed in the copy: the publishers release theirs
+    // when they go out of scope, but the copy was taken before.
+  }
+
+  std::byte* bytes() { return reinterpret_cast<std::byte*>(words_.data()); }
+  std::size_t size() const { return words_.size() * 8; }
+  void put(std::size_t offset, std::uint64_t v) {
+    std::memcpy(bytes() + offset, &v, 8);
+  }
+  absl::StatusOr<Snapshot> parse(std::size_t size) {
+    return parse_snapshot(bytes(), size);
+  }
+  absl::StatusOr<Snapshot> parse() { return parse(size()); }
+
+  TempShmPath file_;
+  std::vector<std::uint64_t> words_;
+  std::uint64_t second_segment_ = 0;
+};
+
+TEST_F(CorruptFileTest, TheUncorruptedCopyParses) {
+  auto snap = parse();
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  EXPECT_EQ(snap->processes.size(), 2u);
+  EXPECT_EQ(snap->services.size(), 2u);
+}
+
+TEST_F(CorruptFileTest, BadMagic) {
+  std::memcpy(bytes(), "NOTOURS!", 8);
+  EXPECT_THAT(parse().status().message(), HasSubstr("bad magic \"NOTOURS!\""));
+}
+
+TEST_F(CorruptFileTest, ZeroMagicIsNotInitializedYet) {
+  put(0, 0);
+  EXPECT_EQ(parse().status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(CorruptFileTest, UnknownMajorVersion) {
+  std::uint32_t major = 2;
+  std::memcpy(bytes() + offsetof(FileHeader, version_major), &major, 4);
+  EXPECT_THAT(parse().status().message(),
+              HasSubstr("unsupported metrics file version 2.0"));
+}
+
+TEST_F(CorruptFileTest, WrongByteOrder) {
+  put(offsetof(FileHeader, byte_order), 0x0807060504030201ULL);
+  EXPECT_THAT(parse().status().message(), HasSubstr("byte_order"));
+}
+
+TEST_F(CorruptFileTest, TruncatedFiles) {
+  EXPECT_THAT(parse(64).status().message(), HasSubstr("truncated: 64 bytes"));
+  EXPECT_THAT(parse(kHeaderSize).status().message(),
+              HasSubstr("truncated: used_bytes"));
+  EXPECT_THAT(parse(2048).status().message(), HasSubstr("header_size = 4096"));
+}
+
+TEST_F(CorruptFileTest, HugeSchemaCount) {
+  put(offsetof(FileHeader, schema_count), ~std::uint64_t{0});
+  EXPECT_THAT(parse().status().message(), HasSubstr("schema_count = 18446744073709551615"));
+  put(offsetof(FileHeader, schema_count), 1000);  // allowed, but not in the header
+  EXPECT_THAT(parse().status().message(), HasSubstr("does not fit in the header"));
+}
+
+TEST_F(CorruptFileTest, SchemaOffsetOutsideTheFile) {
+  put(offsetof(FileHeader, schema_offset), std::uint64_t{1} << 40);
+  EXPECT_THAT(parse().status().message(), HasSubstr("schema table"));
+}
+
+TEST_F(CorruptFileTest, FieldOffsetOutsideItsRecord) {
+  // The first schema entry's offset field.
+  std::uint32_t bad = 1u << 30;
+  std::memcpy(bytes() + kSchemaOffset + offsetof(SchemaEntry, offset), &bad, 4);
+  EXPECT_THAT(parse().status().message(), HasSubstr("schema entry 0"));
+}
+
+TEST_F(CorruptFileTest, MissingField) {
+  std::memcpy(bytes() + kSchemaOffset + offsetof(SchemaEntry, name), "renamed", 8);
+  EXPECT_THAT(parse().status().message(), HasSubstr("lacks the segment field \"generation\""));
+}
+
+TEST_F(CorruptFileTest, RecordSizesOutOfRange) {
+  put(offsetof(FileHeader, loop_slot_size), std::uint64_t{1} << 62);
+  EXPECT_THAT(parse().status().message(), HasSubstr("loop_slot_size"));
+}
+
+TEST_F(CorruptFileTest, UsedBytesBeyondTheFile) {
+  put(offsetof(FileHeader, used_bytes), size() + 4096);
+  EXPECT_THAT(parse().status().message(), HasSubstr("truncated: used_bytes"));
+}
+
+TEST_F(CorruptFileTest, SegmentSizePointingOutsideTheFile) {
+  put(second_segment_ + offsetof(SegmentRecord, size), std::uint64_t{1} << 50);
+  EXPECT_THAT(parse().status().message(),
+              HasSubstr("segment at offset " + std::to_string(second_segment_)));
+  put(second_segment_ + offsetof(SegmentRecord, size), 0);
+  EXPECT_THAT(parse().status().message(), HasSubstr("size = 0"));
+}
+
+TEST_F(CorruptFileTest, LoopCapacityBeyondTheSegment) {
+  put(second_segment_ + offsetof(SegmentRecord, loop_capacity), 1000000);
+  EXPECT_THAT(parse().status().message(), HasSubstr("loop_capacity = 1000000"));
+}
+
+TEST_F(CorruptFileTest, LoopsBeyondCapacity) {
+  put(second_segment_ + offsetof(SegmentRecord, loops), 3);
+  EXPECT_THAT(parse().status().message(), HasSubstr("loops = 3 exceeds loop_capacity 2"));
+}
+
+TEST_F(CorruptFileTest, AWriterThatDiedMidWriteIsInconsistentNotAHang) {
+  put(second_segment_ + offsetof(SegmentRecord, seq), 7);  // odd for ever
+  ReadOptions options;
+  options.max_attempts = 100;
+  auto snap = parse_snapshot(bytes(), size(), options);
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  ASSERT_EQ(snap->processes.size(), 2u);
+  EXPECT_FALSE(snap->processes[1].consistent);
+  EXPECT_EQ(snap->services.size(), 1u) << "left out of the aggregates";
+}
+
+TEST_F(CorruptFileTest, ControlBytesInNamesAreReplaced) {
+  const std::size_t at = second_segment_ + offsetof(SegmentRecord, service);
+  std::memcpy(bytes() + at, "be\x1b[2Jta", 9);
+  auto snap = parse();
+  ASSERT_TRUE(snap.ok());
+  EXPECT_EQ(snap->processes[1].service, "be?[2Jta");
+}
+
+TEST_F(CorruptFileTest, InvalidPidIsStaleWithoutAskingTheKernel) {
+  // An owner word whose pid is 0 would make kill(0, 0) address our group.
+  const std::uint64_t owner = make_owner(1, 0);
+  put(second_segment_ + offsetof(SegmentRecord, owner), owner);
+  put(second_segment_ + offsetof(SegmentRecord, generation), 1);
+  put(second_segment_ + offsetof(SegmentRecord, pid), 0);
+  auto snap = parse();
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  ASSERT_EQ(snap->processes.size(), 2u);
+  EXPECT_TRUE(snap->processes[1].stale);
+  EXPECT_THAT(snap->processes[1].stale_reason, HasSubstr("invalid pid 0"));
+}
+
+TEST(ReaderTest, MissingAndEmptyFiles) {
+  TempShmPath file;
+  auto reader = Reader::open(file.path());
+  ASSERT_FALSE(reader.ok());
+  EXPECT_EQ(reader.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(reader.status().message(), HasSubstr(file.path()));
+  { std::ofstream touch(file.path()); }
+  reader = Reader::open(file.path());
+  ASSERT_TRUE(reader.ok());
+  EXPECT_THAT(reader->snapshot().status().message(), HasSubstr("is empty"));
+}
+
+TEST(ReaderTest, PidReuseIsDetectedByStartTime) {
+  const std::string alive = default_liveness(getpid(), 1);
+  EXPECT_THAT(alive, HasSubstr("was reused"));
+}
+
+}  // namespace
+}  // namespace loopscale::shm
