@@ -1,6 +1,8 @@
 #include "loopscale/loop_pool.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <string>
 #include <thread>
 #include <utility>
 
@@ -22,11 +24,6 @@ std::vector<EventLoop*> pointers(
 absl::StatusOr<std::unique_ptr<LoopPool>> LoopPool::create(
     PoolOptions options) {
   if (absl::Status s = validate(options); !s.ok()) return s;
-  if (options.metrics.enabled) {
-    return absl::UnimplementedError(
-        "metrics.enabled = true: shared-memory metrics are not implemented "
-        "yet; set it to false");
-  }
   std::size_t n = options.scaling.max_loops;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::unique_ptr<EventLoop>> loops;
@@ -34,18 +31,47 @@ absl::StatusOr<std::unique_ptr<LoopPool>> LoopPool::create(
   for (std::size_t i = 0; i < n; ++i) {
     loops.push_back(std::make_unique<EventLoop>(i));
   }
+  std::unique_ptr<shm::Publisher> publisher;
+  absl::Status metrics_status;
+  if (options.metrics.enabled) {
+    auto attached = shm::Publisher::attach(options.metrics, options.name, n);
+    if (attached.ok()) {
+      publisher = *std::move(attached);
+    } else {
+      metrics_status = attached.status();
+      std::fprintf(stderr,
+                   "loopscale: pool \"%s\" runs without shared-memory "
+                   "metrics: %s\n",
+                   options.name.c_str(),
+                   std::string(metrics_status.message()).c_str());
+    }
+  }
   return std::unique_ptr<LoopPool>(
-      new LoopPool(std::move(options), std::move(loops)));
+      new LoopPool(std::move(options), std::move(loops), std::move(publisher),
+                   std::move(metrics_status)));
 }
 
 LoopPool::LoopPool(PoolOptions options,
-                   std::vector<std::unique_ptr<EventLoop>> loops)
+                   std::vector<std::unique_ptr<EventLoop>> loops,
+                   std::unique_ptr<shm::Publisher> publisher,
+                   absl::Status metrics_status)
     : options_(std::move(options)),
       loops_(std::move(loops)),
       chooser_(pointers(loops_), options_.scaling),
-      monitor_(chooser_, options_.scaling) {}
+      monitor_(chooser_, options_.scaling),
+      publisher_(std::move(publisher)),
+      metrics_status_(std::move(metrics_status)) {
+  if (publisher_ != nullptr) {
+    monitor_.add_sink([this](const ScaleEvent&) { publish(); });
+    publish();
+  }
+}
 
 LoopPool::~LoopPool() { stop(); }
+
+void LoopPool::publish() {
+  if (publisher_ != nullptr) publisher_->publish(stats());
+}
 
 void LoopPool::start() {
   detail::MutexLock lock(lifecycle_mu_);
@@ -56,9 +82,14 @@ void LoopPool::start() {
 
 void LoopPool::stop() {
   detail::MutexLock lock(lifecycle_mu_);
+  if (stopped_) return;
   stopped_ = true;
   monitor_.stop();
   for (const auto& loop : loops_) loop->stop();
+  if (publisher_ != nullptr) {
+    publish();  // every loop reads kStopped: the last word before release
+    publisher_->release();
+  }
 }
 
 PoolStats LoopPool::stats() const {

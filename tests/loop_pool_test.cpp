@@ -14,6 +14,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "loopscale/shm/reader.hpp"
+#include "support/shm_file.hpp"
 #include "support/wait.hpp"
 
 namespace loopscale {
@@ -105,6 +107,46 @@ TEST(LoopPoolTest, StatsDescribeEveryLoop) {
   for (const LoopStats& l : pool->stats().loops) {
     EXPECT_EQ(l.state, LoopState::kStopped);
   }
+}
+
+TEST(LoopPoolTest, MetricsArePublishedEveryTickAndReleasedAtStop) {
+  testing::TempShmPath file;
+  PoolOptions o = fast_options(3, 1);
+  o.metrics = file.config("svc");
+  auto pool = make_pool(o);
+  ASSERT_TRUE(pool->metrics_status().ok());
+  ASSERT_NE(pool->publisher(), nullptr);
+  auto reader = shm::Reader::open(file.path());
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  pool->start();
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 10; ++i) asio::post(pool->loop(2).get_executor(), [&] { ++ran; });
+  // The figures follow the pool: ticks advance and the handlers show up.
+  ASSERT_TRUE(eventually([&] {
+    auto snap = reader->snapshot();
+    if (!snap.ok() || snap->processes.size() != 1) return false;
+    const shm::ProcessSnapshot& p = snap->processes[0];
+    return p.service == "svc" && p.pool == "test" && p.ticks >= 3 &&
+           p.loops.size() == 3 && p.loops[2].handlers >= 10;
+  }));
+  pool->stop();
+  auto snap = reader->snapshot();
+  ASSERT_TRUE(snap.ok());
+  EXPECT_TRUE(snap->processes.empty()) << "stop() releases the segment";
+}
+
+TEST(LoopPoolTest, AnUnusableMetricsFileLeavesThePoolRunning) {
+  PoolOptions o = fast_options(2, 1);
+  o.metrics.enabled = true;
+  o.metrics.shm_path = "/dev/null/loopscale";
+  auto pool = make_pool(o);
+  EXPECT_THAT(std::string(pool->metrics_status().message()),
+              HasSubstr("/dev/null/loopscale"));
+  EXPECT_EQ(pool->publisher(), nullptr);
+  pool->start();
+  std::atomic<bool> ran{false};
+  asio::post(pool->next(), [&] { ran = true; });
+  EXPECT_TRUE(eventually([&] { return ran.load(); }));
 }
 
 TEST(LoopPoolTest, IdlePoolShrinksToMinLoopsAndGivesThreadsBack) {

@@ -459,6 +459,19 @@ TEST(UtilizationMonitorTest, ListenersHearEveryActionWithItsReason) {
   EXPECT_EQ(s.last_decision.rule, ScaleRule::kScaleDown);
 }
 
+TEST(UtilizationMonitorTest, SinksHearEveryMeasuredTickActingOrNot) {
+  FakePool pool(4, base_config(), 1);
+  std::vector<ScaleEvent> events;
+  pool.monitor().add_sink([&events](const ScaleEvent& e) { events.push_back(e); });
+  for (int i = 0; i < 3; ++i) pool.window({0.9});
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].decision.rule, ScaleRule::kNone);
+  EXPECT_EQ(events[2].decision.rule, ScaleRule::kScaleUp);
+  EXPECT_EQ(events[2].tick, 3u);
+  pool.monitor().tick(pool.now());  // no time passed: skipped, not sunk
+  EXPECT_EQ(events.size(), 3u);
+}
+
 TEST(UtilizationMonitorTest, InvalidConfigThrowsNamingTheField) {
   testing::FakeExecutor e;
   ScalingConfig c = base_config();

@@ -21,8 +21,12 @@
 // socket operation on it), so an acceptor or a timer pinned to a loop keeps
 // working whatever the monitor decides.
 //
-// Not yet: `metrics.enabled` (shared-memory publication) is rejected by
-// `create()` until the shared-memory publisher lands.
+// Metrics: with `metrics.enabled`, `create()` attaches a `shm::Publisher` to
+// the shared-memory file and the pool publishes its figures at every monitor
+// tick (and once at `start()` and `stop()`); `stop()` releases the segment.
+// A file that cannot be used (a symlink, a full or unwritable location,
+// another user's or a corrupt file) does not stop the pool: it runs without
+// metrics, `metrics_status()` returns the error, and one line goes to stderr.
 //
 // Thread-safety: every member function may be called from any thread, except
 // that `stop()` and the destructor must not run on one of the pool's loops.
@@ -39,6 +43,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "loopscale/chooser.hpp"
 #include "loopscale/config.hpp"
@@ -46,6 +51,7 @@
 #include "loopscale/event_loop.hpp"
 #include "loopscale/pool_stats.hpp"
 #include "loopscale/scaling_policy.hpp"
+#include "loopscale/shm/publisher.hpp"
 #include "loopscale/utilization_monitor.hpp"
 
 namespace loopscale {
@@ -83,17 +89,28 @@ class LoopPool {
   // Returns every loop's figures and the scaling counters.
   PoolStats stats() const;
 
+  // OK if metrics are off or being published; otherwise why they are not.
+  const absl::Status& metrics_status() const noexcept { return metrics_status_; }
+  // The publisher, or nullptr when metrics are off or failed to attach.
+  const shm::Publisher* publisher() const noexcept { return publisher_.get(); }
+
   const PoolOptions& options() const noexcept { return options_; }
   UtilizationMonitor<EventLoop>& monitor() noexcept { return monitor_; }
   AutoScalingChooser<EventLoop>& chooser() noexcept { return chooser_; }
 
  private:
-  LoopPool(PoolOptions options, std::vector<std::unique_ptr<EventLoop>> loops);
+  LoopPool(PoolOptions options, std::vector<std::unique_ptr<EventLoop>> loops,
+           std::unique_ptr<shm::Publisher> publisher, absl::Status metrics_status);
+
+  // Publishes the current figures if metrics are on.
+  void publish();
 
   const PoolOptions options_;
   const std::vector<std::unique_ptr<EventLoop>> loops_;
   AutoScalingChooser<EventLoop> chooser_;
   UtilizationMonitor<EventLoop> monitor_;
+  const std::unique_ptr<shm::Publisher> publisher_;
+  const absl::Status metrics_status_;
   // Serializes start() and stop(); stop() is terminal.
   detail::Mutex lifecycle_mu_;
   bool stopped_ ABSL_GUARDED_BY(lifecycle_mu_) = false;

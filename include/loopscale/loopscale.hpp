@@ -15,8 +15,12 @@
 #include "loopscale/event_loop.hpp"
 #include "loopscale/loop_executor.hpp"
 #include "loopscale/loop_pool.hpp"
+#include "loopscale/pool_stats.hpp"
 #include "loopscale/registration.hpp"
 #include "loopscale/scaling_policy.hpp"
+#include "loopscale/shm/layout.hpp"
+#include "loopscale/shm/publisher.hpp"
+#include "loopscale/shm/reader.hpp"
 #include "loopscale/utilization_monitor.hpp"
 
 #endif  // LOOPSCALE_LOOPSCALE_HPP_

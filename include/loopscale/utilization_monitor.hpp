@@ -165,6 +165,14 @@ class UtilizationMonitor {
     listeners_.push_back(std::move(listener));
   }
 
+  // Calls `sink` at the end of every tick that took the baseline or measured
+  // a window, whether it acted or not, from the ticking thread: where a
+  // pool publishes its figures (shm::Publisher). Same rules as listeners.
+  void add_sink(std::function<void(const ScaleEvent&)> sink) {
+    detail::MutexLock lock(tick_mu_);
+    sinks_.push_back(std::move(sink));
+  }
+
   // Replaces the configuration from the next tick on; thresholds, patience,
   // bounds, ramps, cooldown, signal and window can all be retuned live.
   // Returns InvalidArgument (and changes nothing) for an invalid config.
@@ -209,6 +217,8 @@ class UtilizationMonitor {
   bool have_baseline_ ABSL_GUARDED_BY(tick_mu_) = false;
   std::uint64_t tick_count_ ABSL_GUARDED_BY(tick_mu_) = 0;
   std::vector<std::function<void(const ScaleEvent&)>> listeners_
+      ABSL_GUARDED_BY(tick_mu_);
+  std::vector<std::function<void(const ScaleEvent&)>> sinks_
       ABSL_GUARDED_BY(tick_mu_);
   // Written under both mutexes: ticks read them under tick_mu_, readers
   // under mu_.
@@ -263,8 +273,14 @@ ScaleDecision UtilizationMonitor<E>::tick(Clock::time_point now) {
     d.rule = ScaleRule::kBaseline;
     d.active_before = d.active_after = active.size();
     d.utilizations.assign(n, 0.0);
-    detail::MutexLock lock(mu_);
-    statuses_ = std::move(statuses);
+    {
+      detail::MutexLock lock(mu_);
+      statuses_ = std::move(statuses);
+    }
+    if (!sinks_.empty()) {
+      const ScaleEvent event{now, tick_count_, d};
+      for (const auto& sink : sinks_) sink(event);
+    }
     return d;
   }
 
@@ -342,9 +358,12 @@ ScaleDecision UtilizationMonitor<E>::tick(Clock::time_point now) {
     if (d.acted() || d.held != HoldReason::kNone) stats_.last_decision = d;
   }
 
-  if (d.acted() && !listeners_.empty()) {
+  if (d.acted() || !sinks_.empty()) {
     const ScaleEvent event{now, tick_count_, d};
-    for (const auto& listener : listeners_) listener(event);
+    if (d.acted()) {
+      for (const auto& listener : listeners_) listener(event);
+    }
+    for (const auto& sink : sinks_) sink(event);
   }
   return d;
 }
