@@ -1,0 +1,271 @@
+#include "format.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string_view>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace loopscale::top {
+namespace {
+
+// ---- JSON ----------------------------------------------------------------
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += absl::StrFormat("\\u%04x", static_cast<unsigned char>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// Doubles round-trip with 17 digits; NaN and infinities (a corrupt file can
+// hold them) are not JSON numbers.
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  return absl::StrFormat("%.17g", v);
+}
+
+std::string json_figure(const shm::Figure& f) {
+  return absl::StrCat(json_string(f.name), ": ",
+                      f.is_float ? json_number(f.f) : absl::StrCat(f.u));
+}
+
+// Seconds since a heartbeat, or null if none was written yet.
+std::string heartbeat_age(std::uint64_t heartbeat_ns, std::uint64_t now_ns) {
+  if (heartbeat_ns == 0 || heartbeat_ns > now_ns) return "null";
+  return json_number(static_cast<double>(now_ns - heartbeat_ns) / 1e9);
+}
+
+// ---- Prometheus -------------------------------------------------------------
+
+std::string label_value(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string prom_number(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  return absl::StrFormat("%.17g", v);
+}
+
+// Collects the samples of one metric family, then prints HELP and TYPE once.
+class Family {
+ public:
+  Family(std::string name, std::string type, std::string help)
+      : name_(std::move(name)), type_(std::move(type)), help_(std::move(help)) {}
+  void add(const std::string& labels, double value) {
+    absl::StrAppend(&samples_, name_, "{", labels, "} ", prom_number(value), "\n");
+  }
+  void append_to(std::string& out) const {
+    if (samples_.empty()) return;
+    absl::StrAppend(&out, "# HELP ", name_, " ", help_, "\n# TYPE ", name_, " ",
+                    type_, "\n", samples_);
+  }
+
+ private:
+  std::string name_, type_, help_, samples_;
+};
+
+// ---- table --------------------------------------------------------------------
+
+std::string bar(double u, int width) {
+  const double clamped = std::clamp(std::isfinite(u) ? u : 0.0, 0.0, 1.0);
+  const int filled = static_cast<int>(std::lround(clamped * width));
+  return absl::StrCat("[", std::string(filled, '#'),
+                      std::string(width - filled, '.'), "]");
+}
+
+std::string seconds(std::uint64_t ns) {
+  return absl::StrFormat("%.1fs", static_cast<double>(ns) / 1e9);
+}
+
+std::string cut(std::string_view s, std::size_t width) {
+  return std::string(s.substr(0, width));
+}
+
+}  // namespace
+
+std::string format_json(const shm::Snapshot& snap, std::uint64_t now_ns) {
+  std::string out = absl::StrCat("{\"version\": \"", snap.version_major, ".",
+                                 snap.version_minor, "\", \"services\": [");
+  for (std::size_t i = 0; i < snap.services.size(); ++i) {
+    const shm::ServiceSnapshot& s = snap.services[i];
+    absl::StrAppend(&out, i ? ", " : "", "{\"name\": ", json_string(s.name),
+                    ", \"processes\": ", s.processes, ", \"pools\": ", s.pools);
+    for (const shm::Figure& f : s.figures) absl::StrAppend(&out, ", ", json_figure(f));
+    out += "}";
+  }
+  out += "], \"processes\": [";
+  for (std::size_t i = 0; i < snap.processes.size(); ++i) {
+    const shm::ProcessSnapshot& p = snap.processes[i];
+    absl::StrAppend(
+        &out, i ? ", " : "", "{\"pid\": ", p.pid, ", \"service\": ",
+        json_string(p.service), ", \"pool\": ", json_string(p.pool),
+        ", \"stale\": ", p.stale ? "true" : "false", ", \"stale_reason\": ",
+        json_string(p.stale_reason), ", \"consistent\": ",
+        p.consistent ? "true" : "false", ", \"heartbeat_age_s\": ",
+        heartbeat_age(p.heartbeat_ns, now_ns), ", \"last_decision\": ",
+        json_string(p.last_decision));
+    for (const shm::Figure& f : p.figures) absl::StrAppend(&out, ", ", json_figure(f));
+    out += ", \"loops\": [";
+    for (std::size_t j = 0; j < p.loops.size(); ++j) {
+      const shm::LoopSnapshot& l = p.loops[j];
+      absl::StrAppend(&out, j ? ", " : "", "{\"state\": ", json_string(l.state_name));
+      for (const shm::Figure& f : l.figures) absl::StrAppend(&out, ", ", json_figure(f));
+      out += "}";
+    }
+    out += "]}";
+  }
+  out += "]}\n";
+  return out;
+}
+
+std::string format_prometheus(const shm::Snapshot& snap) {
+  Family s_procs("loopscale_service_processes", "gauge",
+                 "Live processes publishing pools of the service.");
+  Family s_loops("loopscale_service_loops", "gauge", "Loops of the service.");
+  Family s_active("loopscale_service_active_loops", "gauge",
+                  "Loops of the service taking new work.");
+  Family s_util("loopscale_service_utilization", "gauge",
+                "Mean loop utilization of the service in the last window (0 to 1).");
+  Family p_active("loopscale_pool_active_loops", "gauge", "Loops taking new work.");
+  Family p_min("loopscale_pool_min_loops", "gauge", "Lower bound on active loops.");
+  Family p_max("loopscale_pool_max_loops", "gauge", "Upper bound on active loops.");
+  Family p_ups("loopscale_pool_scale_ups_total", "counter", "Decisions that woke loops.");
+  Family p_downs("loopscale_pool_scale_downs_total", "counter",
+                 "Decisions that suspended or drained loops.");
+  Family p_stale("loopscale_pool_stale", "gauge",
+                 "1 if the pool's process has died (its slots can be reclaimed).");
+  Family l_state("loopscale_loop_state", "gauge", "1 for the loop's current state.");
+  Family l_util("loopscale_loop_utilization", "gauge",
+                "Busy fraction of the loop in the last window (0 to 1).");
+  Family l_busy("loopscale_loop_busy_seconds_total", "counter",
+                "Time the loop spent running handlers.");
+  Family l_handlers("loopscale_loop_handlers_total", "counter", "Handlers run.");
+  Family l_wakeups("loopscale_loop_wakeups_total", "counter",
+                   "Idle-to-busy transitions.");
+  Family l_regs("loopscale_loop_registrations", "gauge",
+                "Connections registered on the loop.");
+  Family l_cpu("loopscale_loop_cpu_seconds_total", "counter",
+               "CPU time of the loop's threads.");
+  Family l_susp("loopscale_loop_suspensions_total", "counter",
+                "Times the loop gave its thread back.");
+  Family l_res("loopscale_loop_resumes_total", "counter",
+               "Times the loop was given a fresh thread.");
+
+  for (const shm::ServiceSnapshot& s : snap.services) {
+    const std::string labels = absl::StrCat("service=\"", label_value(s.name), "\"");
+    s_procs.add(labels, static_cast<double>(s.processes));
+    s_loops.add(labels, static_cast<double>(s.loops));
+    s_active.add(labels, static_cast<double>(s.active_loops));
+    s_util.add(labels, s.utilization);
+  }
+  for (const shm::ProcessSnapshot& p : snap.processes) {
+    const std::string labels =
+        absl::StrCat("service=\"", label_value(p.service), "\",pid=\"", p.pid,
+                     "\",pool=\"", label_value(p.pool), "\"");
+    p_stale.add(labels, p.stale ? 1 : 0);
+    if (p.stale || !p.consistent) continue;
+    p_active.add(labels, static_cast<double>(p.active_loops));
+    p_min.add(labels, static_cast<double>(p.min_loops));
+    p_max.add(labels, static_cast<double>(p.max_loops));
+    p_ups.add(labels, static_cast<double>(p.scale_ups));
+    p_downs.add(labels, static_cast<double>(p.scale_downs));
+    for (const shm::LoopSnapshot& l : p.loops) {
+      const std::string ll = absl::StrCat(labels, ",loop=\"", l.index, "\"");
+      for (std::string_view state :
+           {"active", "draining", "suspending", "suspended", "stopped"}) {
+        l_state.add(absl::StrCat(ll, ",state=\"", std::string(state), "\""),
+                    l.state_name == state ? 1 : 0);
+      }
+      l_util.add(ll, l.utilization);
+      l_busy.add(ll, static_cast<double>(l.busy_ns) / 1e9);
+      l_handlers.add(ll, static_cast<double>(l.handlers));
+      l_wakeups.add(ll, static_cast<double>(l.wakeups));
+      l_regs.add(ll, static_cast<double>(l.registrations));
+      l_cpu.add(ll, static_cast<double>(l.cpu_ns) / 1e9);
+      l_susp.add(ll, static_cast<double>(l.suspensions));
+      l_res.add(ll, static_cast<double>(l.resumes));
+    }
+  }
+  std::string out;
+  for (const Family* f :
+       {&s_procs, &s_loops, &s_active, &s_util, &p_active, &p_min, &p_max,
+        &p_ups, &p_downs, &p_stale, &l_state, &l_util, &l_busy, &l_handlers,
+        &l_wakeups, &l_regs, &l_cpu, &l_susp, &l_res}) {
+    f->append_to(out);
+  }
+  return out;
+}
+
+std::string format_table(const shm::Snapshot& snap, const std::string& path,
+                         std::uint64_t now_ns) {
+  std::string out = absl::StrFormat(
+      "loopscale-top  %s  format %u.%u  %zu services, %zu pools\n\n", path,
+      snap.version_major, snap.version_minor, snap.services.size(),
+      snap.processes.size());
+  absl::StrAppendFormat(&out, "%-20s %5s %5s %6s %6s %7s\n", "SERVICE", "PROCS",
+                        "POOLS", "LOOPS", "ACTIVE", "UTIL");
+  for (const shm::ServiceSnapshot& s : snap.services) {
+    absl::StrAppendFormat(&out, "%-20s %5zu %5zu %6u %6u %6.1f%%\n",
+                          cut(s.name, 20), s.processes, s.pools, s.loops,
+                          s.active_loops, 100.0 * s.utilization);
+  }
+  for (const shm::ProcessSnapshot& p : snap.processes) {
+    absl::StrAppendFormat(&out, "\npid %u  %s / %s", p.pid, p.service, p.pool);
+    if (p.stale) {
+      absl::StrAppendFormat(&out, "  STALE: %s\n", p.stale_reason);
+      continue;
+    }
+    if (!p.consistent) {
+      out += "  (being written; figures unavailable)\n";
+      continue;
+    }
+    const std::string age = heartbeat_age(p.heartbeat_ns, now_ns);
+    absl::StrAppendFormat(&out,
+                          "  active %u (min %u, max %u)  ups %u  downs %u  "
+                          "heartbeat %ss ago\n",
+                          p.active_loops, p.min_loops, p.max_loops, p.scale_ups,
+                          p.scale_downs, age == "null" ? "-" : age.substr(0, 4));
+    if (!p.last_decision.empty()) {
+      absl::StrAppendFormat(&out, "  last: %s\n", cut(p.last_decision, 100));
+    }
+    absl::StrAppendFormat(&out, "  %4s %-10s %-22s %6s %10s %12s %6s\n", "LOOP",
+                          "STATE", "UTILIZATION", "", "BUSY", "HANDLERS", "CONNS");
+    for (const shm::LoopSnapshot& l : p.loops) {
+      absl::StrAppendFormat(&out, "  %4u %-10s %-22s %5.1f%% %10s %12u %6u\n",
+                            l.index, l.state_name, bar(l.utilization, 20),
+                            100.0 * l.utilization, seconds(l.busy_ns), l.handlers,
+                            l.registrations);
+    }
+  }
+  return out;
+}
+
+}  // namespace loopscale::top

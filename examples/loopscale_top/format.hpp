@@ -1,0 +1,34 @@
+// -----------------------------------------------------------------------------
+// loopscale_top/format.hpp
+// -----------------------------------------------------------------------------
+//
+// The three views of a shared-memory snapshot that `loopscale-top` prints:
+// a `top`-like table, one JSON document, and the Prometheus text exposition
+// format (for node_exporter's textfile collector). Pure functions of the
+// snapshot and a clock reading, so tests can check them on fixed input.
+
+#ifndef LOOPSCALE_EXAMPLES_LOOPSCALE_TOP_FORMAT_HPP_
+#define LOOPSCALE_EXAMPLES_LOOPSCALE_TOP_FORMAT_HPP_
+
+#include <cstdint>
+#include <string>
+
+#include "loopscale/shm/reader.hpp"
+
+namespace loopscale::top {
+
+// `now_ns` is CLOCK_MONOTONIC (as the heartbeats), for heartbeat ages.
+std::string format_table(const shm::Snapshot& snap, const std::string& path,
+                         std::uint64_t now_ns);
+
+// {"version", "services": [...], "processes": [...]}: every service figure
+// the schema aggregates, and every pool with its loops.
+std::string format_json(const shm::Snapshot& snap, std::uint64_t now_ns);
+
+// Metric families loopscale_service_*, loopscale_pool_*, loopscale_loop_*,
+// labelled service, pid, pool and loop.
+std::string format_prometheus(const shm::Snapshot& snap);
+
+}  // namespace loopscale::top
+
+#endif  // LOOPSCALE_EXAMPLES_LOOPSCALE_TOP_FORMAT_HPP_

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""End-to-end checks of loopscale-top and examples/shm_reader.py on a file
+that a separate process (shm_fixture) publishes: the JSON is checked by real
+parsers, the Prometheus text by promtool, the two readers against each other,
+and bad input for clear errors.
+
+usage: shm_tools_test.py LOOPSCALE_TOP SHM_FIXTURE SHM_READER_PY
+"""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+
+top, fixture, reader_py = sys.argv[1:4]
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def run(*args, **kw):
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=60, **kw)
+
+
+def same(a, b):
+    if isinstance(a, float) or isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15)
+    return a == b
+
+
+path = f"/dev/shm/loopscale-e2e-{os.getpid()}"
+proc = subprocess.Popen([fixture, path, "alpha:a1:4:10", "alpha:a2:2:20", "beta:b:3:30"],
+                        stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
+try:
+    check(proc.stdout.readline().strip() == "ready", "the fixture published")
+
+    r = run(top, f"--shm={path}", "--once", "--format=json")
+    check(r.returncode == 0, f"loopscale-top --format json exits 0 ({r.stderr.strip()})")
+    tool = run(sys.executable, "-m", "json.tool", input=r.stdout)
+    check(tool.returncode == 0, "python3 -m json.tool accepts the JSON")
+    doc = json.loads(r.stdout)
+    names = [s["name"] for s in doc["services"]]
+    check(names == ["alpha", "beta"], f"services by name: {names}")
+    alpha = doc["services"][0]
+    check(alpha["processes"] == 1 and alpha["pools"] == 2 and alpha["loops"] == 6,
+          "alpha: one process, two pools, six loops")
+    check(same(alpha["utilization"], 1.75 / 6), "alpha: mean utilization")
+    check(len(doc["processes"]) == 3 and all(not p["stale"] for p in doc["processes"]),
+          "three live pools")
+    check(all(k in doc["processes"][0]["loops"][0]
+              for k in ("index", "state", "utilization", "busy_ns", "handlers",
+                        "registrations")), "loops carry the documented keys")
+
+    py = run(sys.executable, reader_py, f"--shm={path}")
+    check(py.returncode == 0, f"shm_reader.py exits 0 ({py.stderr.strip()})")
+    pydoc = json.loads(py.stdout)
+    check(len(pydoc["services"]) == len(doc["services"]), "same number of services")
+    for a, b in zip(doc["services"], pydoc["services"]):
+        check(set(a) == set(b), f"service {a['name']}: same figures "
+              f"(only top: {sorted(set(a) - set(b))}, only py: {sorted(set(b) - set(a))})")
+        for key in a:
+            if key in b:
+                check(same(a[key], b[key]), f"service {a['name']}.{key}: {a[key]} == {b[key]}")
+
+    r = run(top, f"--shm={path}", "--once", "--format=prometheus")
+    check(r.returncode == 0, "loopscale-top --format prometheus exits 0")
+    check("loopscale_loop_utilization{service=\"alpha\"" in r.stdout,
+          "per-loop utilization with labels")
+    promtool = run("promtool", "check", "metrics", input=r.stdout)
+    check(promtool.returncode == 0,
+          f"promtool check metrics accepts it ({promtool.stdout.strip()} {promtool.stderr.strip()})")
+
+    r = run(top, f"--shm={path}", "--once")
+    check(r.returncode == 0 and "alpha" in r.stdout and "suspended" in r.stdout,
+          "the table view lists services and loop states")
+
+    r = run(top, f"--shm={path}", "--once", "--format=xml")
+    check(r.returncode == 2 and "--format=xml" in r.stderr, "a bad --format is named")
+    r = run(top, f"--shm={path}-missing", "--once")
+    check(r.returncode == 1 and f"{path}-missing" in r.stderr, "a missing file is named")
+
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    r = run(top, f"--shm={path}", "--once", "--format=json")
+    doc = json.loads(r.stdout)
+    check(all(p["stale"] for p in doc["processes"]) and doc["services"] == [],
+          "a killed publisher's pools are stale and out of the services")
+    r = run(top, f"--shm={path}", "--reclaim_stale")
+    check(r.returncode == 0 and "freed 3" in r.stdout, f"--reclaim_stale: {r.stdout.strip()}")
+    doc = json.loads(run(top, f"--shm={path}", "--once", "--format=json").stdout)
+    check(doc["processes"] == [], "nothing left after reclaiming")
+
+    with tempfile.NamedTemporaryFile(dir="/dev/shm", delete=False) as bad:
+        bad.write(b"GARBAGE!" + b"\0" * 200)
+    for tool_args in ([top, f"--shm={bad.name}", "--once"],
+                      [sys.executable, reader_py, f"--shm={bad.name}"]):
+        r = run(*tool_args)
+        check(r.returncode == 1 and "bad magic" in r.stderr,
+              f"{os.path.basename(tool_args[-2] if 'py' in tool_args[-2] else tool_args[0])}: "
+              f"bad magic reported ({r.stderr.strip()})")
+    os.unlink(bad.name)
+finally:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    if os.path.exists(path):
+        os.unlink(path)
+
+print(f"{len(failures)} failure(s)")
+sys.exit(1 if failures else 0)
