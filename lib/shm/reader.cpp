@@ -44,27 +44,73 @@ double get_f64(const std::byte* record, const Field& f) {
   return v;
 }
 
-// The numeric fields of `record` (a kind of record), in schema order.
-std::vector<Figure> figures_of(const std::byte* base, const FileLayout& layout,
-                               Record record) {
+// The fields a snapshot decodes, looked up by name once per snapshot.
+struct Resolved {
+  explicit Resolved(const FileLayout& layout) {
+    auto seg = [&](std::string_view name) {
+      return layout.find(Record::kSegment, name);  // parse_header checked it
+    };
+    auto loop = [&](std::string_view name) {
+      return layout.find(Record::kLoop, name);
+    };
+    generation = seg("generation");
+    pid = seg("pid");
+    start_time = seg("start_time");
+    service = seg("service");
+    pool = seg("pool");
+    heartbeat_ns = seg("heartbeat_ns");
+    loops = seg("loops");
+    active_loops = seg("active_loops");
+    min_loops = seg("min_loops");
+    max_loops = seg("max_loops");
+    ticks = seg("ticks");
+    scale_ups = seg("scale_ups");
+    scale_downs = seg("scale_downs");
+    window_ns = seg("window_ns");
+    scale_down_threshold = seg("scale_down_threshold");
+    scale_up_threshold = seg("scale_up_threshold");
+    last_rule = seg("last_rule");
+    last_decision = seg("last_decision");
+    index = loop("index");
+    state = loop("state");
+    utilization = loop("utilization");
+    busy_ns = loop("busy_ns");
+    handlers = loop("handlers");
+    wakeups = loop("wakeups");
+    registrations = loop("registrations");
+    cpu_ns = loop("cpu_ns");
+    suspensions = loop("suspensions");
+    resumes = loop("resumes");
+    for (const Field& f : layout.schema) {
+      if (f.type == FieldType::kString) continue;
+      (f.record == Record::kSegment ? segment_numbers : loop_numbers).push_back(&f);
+    }
+  }
+  const Field *generation, *pid, *start_time, *service, *pool, *heartbeat_ns,
+      *loops, *active_loops, *min_loops, *max_loops, *ticks, *scale_ups,
+      *scale_downs, *window_ns, *scale_down_threshold, *scale_up_threshold,
+      *last_rule, *last_decision;
+  const Field *index, *state, *utilization, *busy_ns, *handlers, *wakeups,
+      *registrations, *cpu_ns, *suspensions, *resumes;
+  // Every numeric field of each record, in schema order.
+  std::vector<const Field*> segment_numbers, loop_numbers;
+};
+
+// The numeric fields `fields` of the record at `base`.
+std::vector<Figure> figures_of(const std::byte* base,
+                               const std::vector<const Field*>& fields) {
   std::vector<Figure> out;
-  for (const Field& f : layout.schema) {
-    if (f.record != record || f.type == FieldType::kString) continue;
-    Figure g{f.name, f.unit, f.aggregation, f.type == FieldType::kF64, 0, 0.0};
+  out.reserve(fields.size());
+  for (const Field* f : fields) {
+    Figure g{f->name, f->unit, f->aggregation, f->type == FieldType::kF64, 0, 0.0};
     if (g.is_float) {
-      g.f = get_f64(base, f);
+      g.f = get_f64(base, *f);
     } else {
-      g.u = get_u64(base, f);
+      g.u = get_u64(base, *f);
     }
     out.push_back(std::move(g));
   }
   return out;
-}
-
-// Looks up a field every file has (parse_header checked it).
-const Field& known(const FileLayout& layout, Record record,
-                   std::string_view name) {
-  return *layout.find(record, name);
 }
 
 absl::Status corrupt_segment(std::uint64_t offset, absl::string_view what) {
@@ -74,38 +120,30 @@ absl::Status corrupt_segment(std::uint64_t offset, absl::string_view what) {
 
 // Decodes a consistent copy of a segment into `p`.
 absl::Status decode(const std::byte* seg, const detail::SegmentExtent& s,
-                    const FileLayout& layout, ProcessSnapshot& p) {
-  auto u = [&](std::string_view name) {
-    return get_u64(seg, known(layout, Record::kSegment, name));
-  };
-  auto f = [&](std::string_view name) {
-    return get_f64(seg, known(layout, Record::kSegment, name));
-  };
-  auto text = [&](std::string_view name) {
-    return detail::field_text(seg, known(layout, Record::kSegment, name));
-  };
-  p.start_time = u("start_time");
-  p.service = text("service");
-  p.pool = text("pool");
-  p.heartbeat_ns = u("heartbeat_ns");
-  p.active_loops = u("active_loops");
-  p.min_loops = u("min_loops");
-  p.max_loops = u("max_loops");
-  p.ticks = u("ticks");
-  p.scale_ups = u("scale_ups");
-  p.scale_downs = u("scale_downs");
-  p.window_ns = u("window_ns");
-  p.scale_down_threshold = f("scale_down_threshold");
-  p.scale_up_threshold = f("scale_up_threshold");
-  p.last_rule = u("last_rule");
-  p.last_decision = text("last_decision");
-  p.figures = figures_of(seg, layout, Record::kSegment);
-  if (u("pid") != p.pid) {
-    return corrupt_segment(s.offset, absl::StrCat("pid = ", u("pid"),
+                    const FileLayout& layout, const Resolved& r,
+                    ProcessSnapshot& p) {
+  p.start_time = get_u64(seg, *r.start_time);
+  p.service = detail::field_text(seg, *r.service);
+  p.pool = detail::field_text(seg, *r.pool);
+  p.heartbeat_ns = get_u64(seg, *r.heartbeat_ns);
+  p.active_loops = get_u64(seg, *r.active_loops);
+  p.min_loops = get_u64(seg, *r.min_loops);
+  p.max_loops = get_u64(seg, *r.max_loops);
+  p.ticks = get_u64(seg, *r.ticks);
+  p.scale_ups = get_u64(seg, *r.scale_ups);
+  p.scale_downs = get_u64(seg, *r.scale_downs);
+  p.window_ns = get_u64(seg, *r.window_ns);
+  p.scale_down_threshold = get_f64(seg, *r.scale_down_threshold);
+  p.scale_up_threshold = get_f64(seg, *r.scale_up_threshold);
+  p.last_rule = get_u64(seg, *r.last_rule);
+  p.last_decision = detail::field_text(seg, *r.last_decision);
+  p.figures = figures_of(seg, r.segment_numbers);
+  if (const std::uint64_t pid = get_u64(seg, *r.pid); pid != p.pid) {
+    return corrupt_segment(s.offset, absl::StrCat("pid = ", pid,
                                                   " but the owner word says ",
                                                   p.pid));
   }
-  const std::uint64_t loops = u("loops");
+  const std::uint64_t loops = get_u64(seg, *r.loops);
   if (loops > s.loop_capacity) {
     return corrupt_segment(s.offset,
                            absl::StrCat("loops = ", loops,
@@ -116,22 +154,19 @@ absl::Status decode(const std::byte* seg, const detail::SegmentExtent& s,
   for (std::uint64_t i = 0; i < loops; ++i) {
     const std::byte* slot =
         seg + layout.segment_header_size + i * layout.loop_slot_size;
-    auto lu = [&](std::string_view name) {
-      return get_u64(slot, known(layout, Record::kLoop, name));
-    };
     LoopSnapshot l;
-    l.index = lu("index");
-    l.state = lu("state");
+    l.index = get_u64(slot, *r.index);
+    l.state = get_u64(slot, *r.state);
     l.state_name = state_name(l.state);
-    l.utilization = get_f64(slot, known(layout, Record::kLoop, "utilization"));
-    l.busy_ns = lu("busy_ns");
-    l.handlers = lu("handlers");
-    l.wakeups = lu("wakeups");
-    l.registrations = lu("registrations");
-    l.cpu_ns = lu("cpu_ns");
-    l.suspensions = lu("suspensions");
-    l.resumes = lu("resumes");
-    l.figures = figures_of(slot, layout, Record::kLoop);
+    l.utilization = get_f64(slot, *r.utilization);
+    l.busy_ns = get_u64(slot, *r.busy_ns);
+    l.handlers = get_u64(slot, *r.handlers);
+    l.wakeups = get_u64(slot, *r.wakeups);
+    l.registrations = get_u64(slot, *r.registrations);
+    l.cpu_ns = get_u64(slot, *r.cpu_ns);
+    l.suspensions = get_u64(slot, *r.suspensions);
+    l.resumes = get_u64(slot, *r.resumes);
+    l.figures = figures_of(slot, r.loop_numbers);
     p.loops.push_back(std::move(l));
   }
   return absl::OkStatus();
@@ -266,6 +301,7 @@ absl::StatusOr<Snapshot> parse_snapshot(const std::byte* data, std::size_t size,
   auto segments = detail::list_segments(data, size, *layout);
   if (!segments.ok()) return segments.status();
 
+  const Resolved fields(*layout);
   Snapshot snap;
   snap.version_major = layout->version_major;
   snap.version_minor = layout->version_minor;
@@ -284,16 +320,17 @@ absl::StatusOr<Snapshot> parse_snapshot(const std::byte* data, std::size_t size,
         detail::word(data, s.offset + offsetof(SegmentRecord, seq)),
         [&] { detail::copy_out(copy, data, s.offset, s.size); },
         options.max_attempts);
-    const std::uint64_t generation =
-        get_u64(copy, known(*layout, Record::kSegment, "generation"));
+    const std::uint64_t generation = get_u64(copy, *fields.generation);
     p.generation = generation;
     if (p.consistent) {
       // A claimer between its compare-and-swap and its first write, or an
       // owner releasing: nothing to show yet.
       if (generation != owner_generation(s.owner)) continue;
-      if (absl::Status st = decode(copy, s, *layout, p); !st.ok()) return st;
+      if (absl::Status st = decode(copy, s, *layout, fields, p); !st.ok()) {
+        return st;
+      }
     } else {
-      p.start_time = get_u64(copy, known(*layout, Record::kSegment, "start_time"));
+      p.start_time = get_u64(copy, *fields.start_time);
     }
     p.stale_reason = options.liveness(p.pid, p.start_time);
     p.stale = !p.stale_reason.empty();

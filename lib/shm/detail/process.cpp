@@ -1,11 +1,10 @@
 #include "loopscale/shm/detail/process.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
-#include <sstream>
 #include <string_view>
 
 #include "absl/strings/numbers.h"
@@ -15,11 +14,16 @@
 namespace loopscale::shm::detail {
 
 std::optional<ProcessInfo> read_process(std::uint64_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  if (!in) return std::nullopt;
-  std::stringstream text;
-  text << in.rdbuf();
-  const std::string line = text.str();
+  // open/read rather than iostreams: readers call this for every pool of
+  // every snapshot.
+  const int fd = open(absl::StrCat("/proc/", pid, "/stat").c_str(),
+                      O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  char buf[1024];
+  const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return std::nullopt;
+  const std::string line(buf, static_cast<std::size_t>(n));
   // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so
   // the fields start after the last ')'.
   const std::size_t close = line.rfind(')');
