@@ -247,12 +247,16 @@ std::string format_table(const shm::Snapshot& snap, const std::string& path,
       out += "  (being written; figures unavailable)\n";
       continue;
     }
-    const std::string age = heartbeat_age(p.heartbeat_ns, now_ns);
+    const std::string age =
+        p.heartbeat_ns == 0 || p.heartbeat_ns > now_ns
+            ? std::string("-")
+            : absl::StrFormat("%.1fs",
+                              static_cast<double>(now_ns - p.heartbeat_ns) / 1e9);
     absl::StrAppendFormat(&out,
                           "  active %u (min %u, max %u)  ups %u  downs %u  "
-                          "heartbeat %ss ago\n",
+                          "heartbeat %s ago\n",
                           p.active_loops, p.min_loops, p.max_loops, p.scale_ups,
-                          p.scale_downs, age == "null" ? "-" : age.substr(0, 4));
+                          p.scale_downs, age);
     if (!p.last_decision.empty()) {
       absl::StrAppendFormat(&out, "  last: %s\n", cut(p.last_decision, 100));
     }
