@@ -108,7 +108,8 @@ TEST(CrossProcessTest, ParentReadsWhatAChildPublished) {
   ASSERT_EQ(p->loops.size(), 3u);
   EXPECT_EQ(p->loops[2].busy_ns, 42002u);
   EXPECT_EQ(child.finish(), 0);
-  EXPECT_EQ(find(read(file.path()), child.pid()), nullptr)
+  const Snapshot after = read(file.path());
+  EXPECT_EQ(find(after, child.pid()), nullptr)
       << "a clean exit releases the segment";
 }
 
@@ -137,7 +138,8 @@ TEST(CrossProcessTest, AKilledChildIsStaleAndItsSegmentIsReclaimed) {
   victim.kill_now();
   // Not yet reaped: a zombie publishes nothing and counts as dead.
   ASSERT_TRUE(testing::eventually([&] {
-    const ProcessSnapshot* p = find(read(file.path()), victim.pid());
+    const Snapshot s = read(file.path());
+    const ProcessSnapshot* p = find(s, victim.pid());
     return p != nullptr && p->stale;
   }));
   victim.reap();
