@@ -87,18 +87,18 @@ absl::Status grow(int fd, const std::string& path, std::uint64_t bytes) {
   return absl::OkStatus();
 }
 
-// Writes the header and schema of a new file of kHeaderSize bytes. The magic
-// goes last, so a reader never takes a half-written header for a valid one.
+// Writes the header and schema of a new file, or over the zero magic of one
+// whose creator died mid-way. The file is never shrunk (a reader may have it
+// mapped): the header region is zeroed word by word instead. The magic goes
+// last, so a reader never takes a half-written header for a valid one.
 absl::Status initialize(int fd, const std::string& path) {
-  if (ftruncate(fd, 0) != 0) {
-    return path_error(path, absl::StrCat("ftruncate: ", errno_text(errno)));
-  }
   if (absl::Status s = grow(fd, path, kHeaderSize); !s.ok()) return s;
   void* p = mmap(nullptr, kHeaderSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
     return path_error(path, absl::StrCat("mmap: ", errno_text(errno)));
   }
   auto* data = static_cast<std::byte*>(p);
+  for (std::size_t off = 8; off < kHeaderSize; off += 8) store(data, off, 0);
   FileHeader h{};
   h.version_major = kVersionMajor;
   h.version_minor = kVersionMinor;

@@ -229,6 +229,15 @@ TEST(PublisherTest, AFullLocationIsAnErrorNotACrash) {
   EXPECT_EQ(WEXITSTATUS(status), 0) << "attach did not report the full file";
 }
 
+TEST(PublisherTest, AFileWhoseCreatorDiedBeforeTheMagicIsInitialized) {
+  TempShmPath file;
+  { std::ofstream(file.path(), std::ios::binary) << std::string(100, '\0'); }
+  chmod(file.path().c_str(), 0600);
+  auto pub = Publisher::attach(file.config("api"), "p", 2);
+  ASSERT_TRUE(pub.ok()) << pub.status();
+  EXPECT_EQ(read(file).processes.size(), 1u);
+}
+
 TEST(PublisherTest, InvalidArgumentsNameTheField) {
   TempShmPath file;
   auto pub = Publisher::attach(file.config("api"), "p", 0);
