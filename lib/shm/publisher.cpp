@@ -320,10 +320,7 @@ Publisher::Publisher(std::string path, std::string service,
   // Zero every byte under the seqlock (a reclaimed segment holds the last
   // owner's figures), then write the identity.
   image_.assign(size - kSeqlockedOffset, std::byte{0});
-  std::byte* seg = map_->data + offset_;
-  loopscale::detail::seqlock_write_begin(word(seg, offsetof(SegmentRecord, seq)));
-  detail::copy_in(seg, kSeqlockedOffset, image_.data(), image_.size());
-  loopscale::detail::seqlock_write_end(word(seg, offsetof(SegmentRecord, seq)));
+  write_image_locked();
   image_.resize(map_->layout.segment_header_size - kSeqlockedOffset +
                 loops_ * map_->layout.loop_slot_size);
   // Readers show a segment once its identity matches its owner word.
@@ -333,6 +330,13 @@ Publisher::Publisher(std::string path, std::string service,
 }
 
 Publisher::~Publisher() { release(); }
+
+void Publisher::write_image_locked() {
+  std::byte* seg = map_->data + offset_;
+  loopscale::detail::seqlock_write_begin(word(seg, offsetof(SegmentRecord, seq)));
+  detail::copy_in(seg, kSeqlockedOffset, image_.data(), image_.size());
+  loopscale::detail::seqlock_write_end(word(seg, offsetof(SegmentRecord, seq)));
+}
 
 bool Publisher::still_owner() const {
   return !released_ &&
@@ -399,23 +403,18 @@ void Publisher::write_locked(const PoolStats& stats) {
     std::memcpy(image_.data() + slots + i * map_->layout.loop_slot_size, &r,
                 sizeof(r));
   }
-  std::byte* seg = map_->data + offset_;
-  loopscale::detail::seqlock_write_begin(word(seg, offsetof(SegmentRecord, seq)));
-  detail::copy_in(seg, kSeqlockedOffset, image_.data(), image_.size());
-  loopscale::detail::seqlock_write_end(word(seg, offsetof(SegmentRecord, seq)));
+  write_image_locked();
 }
 
 void Publisher::release() {
   loopscale::detail::MutexLock lock(mu_);
   if (released_) return;
   if (still_owner()) {
-    std::byte* seg = map_->data + offset_;
     std::fill(image_.begin(), image_.end(), std::byte{0});
-    loopscale::detail::seqlock_write_begin(word(seg, offsetof(SegmentRecord, seq)));
-    detail::copy_in(seg, kSeqlockedOffset, image_.data(), image_.size());
-    loopscale::detail::seqlock_write_end(word(seg, offsetof(SegmentRecord, seq)));
+    write_image_locked();
     std::uint64_t expected = owner_;
-    word(seg, offsetof(SegmentRecord, owner)).compare_exchange_strong(expected, 0);
+    word(map_->data + offset_, offsetof(SegmentRecord, owner))
+        .compare_exchange_strong(expected, 0);
   }
   released_ = true;
   map_.reset();

@@ -89,6 +89,8 @@ class Publisher {
 
   // Builds the segment image from `stats` and writes it under the seqlock.
   void write_locked(const PoolStats& stats) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Copies `image_` into the segment under its seqlock.
+  void write_image_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // True while the owner word is still ours.
   bool still_owner() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
