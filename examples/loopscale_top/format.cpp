@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "prometheus.hpp"
 
 namespace loopscale::top {
 namespace {
@@ -53,44 +54,8 @@ std::string heartbeat_age(std::uint64_t heartbeat_ns, std::uint64_t now_ns) {
 
 // ---- Prometheus -------------------------------------------------------------
 
-std::string label_value(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\\' || c == '"') {
-      out += '\\';
-      out += c;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string prom_number(double v) {
-  if (std::isnan(v)) return "NaN";
-  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  return absl::StrFormat("%.17g", v);
-}
-
-// Collects the samples of one metric family, then prints HELP and TYPE once.
-class Family {
- public:
-  Family(std::string name, std::string type, std::string help)
-      : name_(std::move(name)), type_(std::move(type)), help_(std::move(help)) {}
-  void add(const std::string& labels, double value) {
-    absl::StrAppend(&samples_, name_, "{", labels, "} ", prom_number(value), "\n");
-  }
-  void append_to(std::string& out) const {
-    if (samples_.empty()) return;
-    absl::StrAppend(&out, "# HELP ", name_, " ", help_, "\n# TYPE ", name_, " ",
-                    type_, "\n", samples_);
-  }
-
- private:
-  std::string name_, type_, help_, samples_;
-};
+using prometheus::Family;
+using prometheus::label_value;
 
 // ---- table --------------------------------------------------------------------
 

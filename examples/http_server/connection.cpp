@@ -1,0 +1,144 @@
+#include "connection.hpp"
+
+#include <array>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "request_parser.hpp"
+
+namespace loopscale::http {
+namespace {
+
+constexpr int kMaxWorkMs = 10000;
+
+std::string response(int code, std::string_view reason, std::string_view body,
+                     bool keep_alive,
+                     std::string_view type = "text/plain; charset=utf-8") {
+  return absl::StrCat("HTTP/1.1 ", code, " ", absl::string_view(reason.data(), reason.size()),
+                      "\r\nContent-Type: ", absl::string_view(type.data(), type.size()),
+                      "\r\nContent-Length: ", body.size(),
+                      keep_alive ? "" : "\r\nConnection: close", "\r\n\r\n",
+                      absl::string_view(body.data(), body.size()));
+}
+
+// Keeps the calling thread (the loop) busy for `ms`.
+void work(int ms, bool spin) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  if (!spin) {
+    std::this_thread::sleep_until(until);
+    return;
+  }
+  while (std::chrono::steady_clock::now() < until) {
+  }
+}
+
+// Answers one request; sets `keep_alive` false if the connection must close.
+std::string answer(const Request& req, const Routes& routes, bool& keep_alive) {
+  keep_alive = req.keep_alive;
+  const std::string_view url = req.url;
+  const std::size_t q = url.find('?');
+  const std::string_view path = url.substr(0, q);
+  const std::string_view query = q == std::string_view::npos ? "" : url.substr(q + 1);
+  if (req.method != "GET") {
+    return response(405, "Method Not Allowed", "only GET is served\n", keep_alive);
+  }
+  if (path == "/") return response(200, "OK", "hello from loopscale\n", keep_alive);
+  if (path == "/metrics") {
+    return response(200, "OK", routes.metrics(), keep_alive,
+                    "text/plain; version=0.0.4; charset=utf-8");
+  }
+  if (path == "/work") {
+    int ms = -1;
+    bool spin = false;
+    for (absl::string_view kv : absl::StrSplit(absl::string_view(query.data(), query.size()), '&')) {
+      std::pair<absl::string_view, absl::string_view> p = absl::StrSplit(kv, absl::MaxSplits('=', 1));
+      if (p.first == "ms" && !absl::SimpleAtoi(p.second, &ms)) ms = -1;
+      if (p.first == "spin") spin = p.second == "1";
+    }
+    if (ms < 0 || ms > kMaxWorkMs) {
+      return response(400, "Bad Request",
+                      absl::StrCat("/work needs ms=N with N in 0..", kMaxWorkMs, "\n"),
+                      keep_alive);
+    }
+    work(ms, spin);
+    return response(200, "OK", absl::StrCat("worked ", ms, " ms\n"), keep_alive);
+  }
+  return response(404, "Not Found", "no such path\n", keep_alive);
+}
+
+}  // namespace
+
+asio::awaitable<void> serve_connection(asio::ip::tcp::socket socket,
+                                       const Routes& routes) {
+  // Declared after the socket, so destroyed first: its pending wait is then
+  // aborted and the handler never touches the socket.
+  asio::steady_timer idle(socket.get_executor());
+  auto arm_idle = [&] {
+    idle.expires_after(routes.idle_timeout);
+    idle.async_wait([&socket](std::error_code ec) {
+      if (!ec) socket.close();  // the pending read completes with an error
+    });
+  };
+  RequestParser parser;
+  std::array<char, 8192> buf;
+  std::vector<Request> requests;
+  std::string out;
+  for (;;) {
+    arm_idle();
+    std::error_code ec;
+    const std::size_t n = co_await socket.async_read_some(
+        asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;
+    requests.clear();
+    const RequestParser::Status status = parser.feed(buf.data(), n, requests);
+    out.clear();
+    bool keep_alive = true;
+    for (const Request& r : requests) {
+      out += answer(r, routes, keep_alive);
+      if (!keep_alive) break;
+    }
+    if (status == RequestParser::Status::kBad) {
+      out += response(400, "Bad Request", parser.error() + "\n", false);
+      keep_alive = false;
+    } else if (status == RequestParser::Status::kHeadersTooLarge) {
+      out += response(431, "Request Header Fields Too Large", parser.error() + "\n", false);
+      keep_alive = false;
+    }
+    if (!out.empty()) {
+      co_await asio::async_write(socket, asio::buffer(out),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+    }
+    if (!keep_alive) {
+      // Lingering close: stop sending, then read and drop what the client
+      // still sends (the rest of an oversized request) until it closes or a
+      // second passes, so the kernel does not answer it with a reset that
+      // could destroy the response before the client reads it.
+      socket.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+      idle.expires_after(std::chrono::seconds(1));
+      idle.async_wait([&socket](std::error_code e) {
+        if (!e) socket.close();
+      });
+      while (!ec) {
+        co_await socket.async_read_some(asio::buffer(buf),
+                                        asio::redirect_error(asio::use_awaitable, ec));
+      }
+      break;
+    }
+  }
+  idle.cancel();
+  std::error_code ignored;
+  socket.close(ignored);
+}
+
+}  // namespace loopscale::http

@@ -1,0 +1,213 @@
+// http_server: an HTTP/1.1 server on a loopscale LoopPool (or, with --plain,
+// on a plain Asio io_context-per-thread pool of the same size, the baseline
+// for benchmarks). See connection.hpp for the routes.
+//
+//   http_server --port 8080 --config examples/config/demo.toml
+//   http_server --port 8080 --plain --threads 4
+//
+// Prints "listening on ADDRESS:PORT" once it accepts (--port 0 picks a free
+// port). SIGINT or SIGTERM stop it gracefully. Exit status: 0, 1 if it cannot
+// start (bad config, port in use), 2 on bad flags.
+
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/time/time.h"
+#include "connection.hpp"
+#include "loopscale/loop_pool.hpp"
+#include "prometheus.hpp"
+
+ABSL_FLAG(std::string, address, "127.0.0.1", "address to listen on");
+ABSL_FLAG(int, port, 8080, "TCP port; 0 picks a free one");
+ABSL_FLAG(std::string, config, "", "TOML pool configuration (loopscale mode)");
+ABSL_FLAG(bool, plain, false,
+          "serve on a plain io_context-per-thread pool, without scaling");
+ABSL_FLAG(int, threads, 0,
+          "threads of the plain pool; 0 = the loopscale pool's size");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(30),
+          "close connections idle for this long");
+
+namespace {
+
+using asio::ip::tcp;
+using loopscale::LoopPool;
+
+int fail(const std::string& message, int code) {
+  std::fprintf(stderr, "http_server: %s\n", message.c_str());
+  return code;
+}
+
+// The plain baseline: one io_context per thread, round-robin, what a user
+// would write without loopscale.
+class PlainPool {
+ public:
+  explicit PlainPool(std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      contexts_.push_back(std::make_unique<asio::io_context>(1));
+      guards_.emplace_back(contexts_.back()->get_executor());
+    }
+    for (auto& c : contexts_) threads_.emplace_back([&c] { c->run(); });
+  }
+  ~PlainPool() { stop(); }
+  asio::any_io_executor next() {
+    return contexts_[next_++ % contexts_.size()]->get_executor();
+  }
+  asio::any_io_executor first() { return contexts_[0]->get_executor(); }
+  void stop() {
+    for (auto& c : contexts_) c->stop();
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  std::size_t size() const { return contexts_.size(); }
+
+ private:
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  std::vector<std::thread> threads_;
+  std::size_t next_ = 0;  // only the acceptor's thread uses it
+};
+
+// Accepts on `acceptor` and serves each connection on `pick()`'s executor.
+template <class Pick, class OnAccept>
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Pick pick,
+                                  OnAccept on_accept,
+                                  const loopscale::http::Routes& routes) {
+  for (;;) {
+    std::error_code ec;
+    auto ex = pick();
+    tcp::socket socket(ex);
+    co_await acceptor.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+    if (ec) continue;  // e.g. EMFILE: keep accepting
+    asio::co_spawn(ex, on_accept(std::move(socket), routes), asio::detached);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "an HTTP/1.1 server on a loopscale pool.\n"
+      "usage: http_server [--port 8080] [--config FILE] [--plain --threads N]");
+  const auto positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    return fail(std::string("unexpected argument \"") + positional[1] + "\"", 2);
+  }
+  const int port = absl::GetFlag(FLAGS_port);
+  if (port < 0 || port > 65535) {
+    return fail("--port=" + std::to_string(port) + ": must be 0..65535", 2);
+  }
+  if (absl::GetFlag(FLAGS_threads) < 0) return fail("--threads must be >= 0", 2);
+  if (absl::GetFlag(FLAGS_idle_timeout) <= absl::ZeroDuration()) {
+    return fail("--idle_timeout must be positive", 2);
+  }
+  std::error_code ec;
+  const auto address = asio::ip::make_address(absl::GetFlag(FLAGS_address), ec);
+  if (ec) return fail("--address=" + absl::GetFlag(FLAGS_address) + ": " + ec.message(), 2);
+
+  loopscale::PoolOptions options;
+  options.name = "http";
+  if (const std::string config = absl::GetFlag(FLAGS_config); !config.empty()) {
+    auto loaded = loopscale::load_pool_options(config);
+    if (!loaded.ok()) return fail(std::string(loaded.status().message()), 1);
+    options = *std::move(loaded);
+  }
+  auto created = LoopPool::create(options);
+  if (!created.ok()) return fail(std::string(created.status().message()), 1);
+  std::unique_ptr<LoopPool> pool = *std::move(created);
+  const bool plain = absl::GetFlag(FLAGS_plain);
+  const std::size_t threads = absl::GetFlag(FLAGS_threads) > 0
+                                  ? static_cast<std::size_t>(absl::GetFlag(FLAGS_threads))
+                                  : pool->size();
+  std::unique_ptr<PlainPool> plain_pool;
+  if (plain) {
+    pool.reset();  // not used: its loops never started
+    plain_pool = std::make_unique<PlainPool>(threads);
+  } else {
+    pool->start();
+  }
+
+  loopscale::http::Routes routes;
+  routes.idle_timeout = absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_idle_timeout));
+  routes.metrics = [&pool, &plain_pool] {
+    if (pool) return loopscale::prometheus::pool_metrics(pool->stats());
+    loopscale::prometheus::Family loops("loopscale_pool_loops", "gauge",
+                                        "Threads of the plain pool.");
+    loops.add("pool=\"plain\"", static_cast<double>(plain_pool->size()));
+    std::string out;
+    loops.append_to(out);
+    return out;
+  };
+
+  // The acceptor lives on loop 0 (or the first io_context); sockets go to
+  // the chooser's pick.
+  asio::any_io_executor accept_ex =
+      pool ? asio::any_io_executor(pool->loop(0).get_executor()) : plain_pool->first();
+  tcp::acceptor acceptor(accept_ex);
+  const tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return fail("cannot listen on " + absl::GetFlag(FLAGS_address) + ":" +
+                    std::to_string(port) + ": " + ec.message(),
+                1);
+  }
+
+  auto serve = [](tcp::socket s, const loopscale::http::Routes& r) {
+    return loopscale::http::serve_connection(std::move(s), r);
+  };
+  if (pool) {
+    // Each connection holds a Registration on its loop while open, so the
+    // monitor drains rather than suspends a loop that still has clients.
+    auto serve_registered = [](tcp::socket s, const loopscale::http::Routes& r)
+        -> asio::awaitable<void> {
+      auto ex = s.get_executor().target<loopscale::LoopExecutor>();
+      std::optional<loopscale::Registration> reg;
+      if (ex != nullptr) reg.emplace(ex->loop().register_connection());
+      co_await loopscale::http::serve_connection(std::move(s), r);
+    };
+    asio::co_spawn(accept_ex,
+                   accept_loop(acceptor, [&pool] { return asio::any_io_executor(pool->next()); },
+                               serve_registered, routes),
+                   asio::detached);
+  } else {
+    asio::co_spawn(accept_ex,
+                   accept_loop(acceptor, [&plain_pool] { return plain_pool->next(); },
+                               serve, routes),
+                   asio::detached);
+  }
+  std::printf("listening on %s:%u (%s, %zu %s)\n", absl::GetFlag(FLAGS_address).c_str(),
+              acceptor.local_endpoint().port(), plain ? "plain" : "loopscale",
+              plain ? threads : pool->size(), plain ? "threads" : "loops");
+  std::fflush(stdout);
+
+  // Wait for SIGINT/SIGTERM on the main thread.
+  asio::io_context signals_ctx;
+  asio::signal_set signals(signals_ctx, SIGINT, SIGTERM);
+  signals.async_wait([](std::error_code, int) {});
+  signals_ctx.run();
+
+  asio::post(accept_ex, [&acceptor] { acceptor.close(); });
+  if (pool) pool->stop();
+  if (plain_pool) plain_pool->stop();
+  std::printf("stopped\n");
+  return 0;
+}

@@ -1,0 +1,65 @@
+// -----------------------------------------------------------------------------
+// http_server/request_parser.hpp
+// -----------------------------------------------------------------------------
+//
+// Incremental HTTP/1.1 request parsing with Debian's http-parser (the parser
+// Node.js shipped for years): bytes go in as they arrive, complete requests
+// come out, and a malformed stream or an oversized header block is reported
+// so the server can answer 400 or 431 and close. Bodies are parsed (so
+// pipelined requests after a body are found) and dropped: no route needs one.
+
+#ifndef LOOPSCALE_EXAMPLES_HTTP_SERVER_REQUEST_PARSER_HPP_
+#define LOOPSCALE_EXAMPLES_HTTP_SERVER_REQUEST_PARSER_HPP_
+
+#include <http_parser.h>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace loopscale::http {
+
+// Request line plus headers above this many bytes get 431.
+inline constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
+
+struct Request {
+  std::string method;
+  std::string url;
+  bool keep_alive = false;
+};
+
+class RequestParser {
+ public:
+  enum class Status { kOk, kBad, kHeadersTooLarge };
+
+  RequestParser();
+  RequestParser(const RequestParser&) = delete;
+  RequestParser& operator=(const RequestParser&) = delete;
+
+  // Parses `n` more bytes, appending every request they complete to `out`.
+  // After an error the parser stays failed; the connection must close.
+  Status feed(const char* data, std::size_t n, std::vector<Request>& out);
+
+  // What was wrong, for the error response body.
+  const std::string& error() const { return error_; }
+
+ private:
+  static int on_message_begin(http_parser* p);
+  static int on_url(http_parser* p, const char* at, std::size_t n);
+  static int on_header_bytes(http_parser* p, const char* at, std::size_t n);
+  static int on_headers_complete(http_parser* p);
+  static int on_message_complete(http_parser* p);
+
+  http_parser parser_;
+  http_parser_settings settings_;
+  Request current_;
+  std::size_t header_bytes_ = 0;
+  bool too_large_ = false;
+  Status status_ = Status::kOk;
+  std::string error_;
+  std::vector<Request>* out_ = nullptr;
+};
+
+}  // namespace loopscale::http
+
+#endif  // LOOPSCALE_EXAMPLES_HTTP_SERVER_REQUEST_PARSER_HPP_
