@@ -1,0 +1,112 @@
+// echo_server: a TCP echo server on a loopscale LoopPool. The acceptor runs on
+// loop 0; each accepted socket is created on `pool.next()` (an active loop)
+// and holds a Registration while open, so the monitor drains a loop that still
+// has clients instead of suspending it under them.
+//
+//   echo_server --port 7000 [--config FILE] [--log_scaling]
+//
+// Prints "listening on 127.0.0.1:PORT" (--port 0 picks a free port); with
+// --log_scaling, one line per scaling decision. SIGINT/SIGTERM stop it.
+
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "loopscale/loop_pool.hpp"
+
+ABSL_FLAG(int, port, 7000, "TCP port on 127.0.0.1; 0 picks a free one");
+ABSL_FLAG(std::string, config, "", "TOML pool configuration");
+ABSL_FLAG(bool, log_scaling, false, "print each scaling decision");
+
+namespace {
+
+using asio::ip::tcp;
+
+asio::awaitable<void> echo(tcp::socket socket, loopscale::Registration) {
+  char buf[4096];
+  for (;;) {
+    std::error_code ec;
+    const std::size_t n = co_await socket.async_read_some(
+        asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    co_await asio::async_write(socket, asio::buffer(buf, n),
+                               asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+  }
+}
+
+asio::awaitable<void> accept(tcp::acceptor& acceptor, loopscale::LoopPool& pool) {
+  for (;;) {
+    loopscale::LoopExecutor ex = pool.next();
+    tcp::socket socket(ex);
+    std::error_code ec;
+    co_await acceptor.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
+    if (!acceptor.is_open()) co_return;
+    if (ec) continue;
+    asio::co_spawn(ex, echo(std::move(socket), ex.loop().register_connection()),
+                   asio::detached);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  loopscale::PoolOptions options;
+  options.name = "echo";
+  if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
+    auto loaded = loopscale::load_pool_options(path);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "echo_server: %s\n", std::string(loaded.status().message()).c_str());
+      return 1;
+    }
+    options = *std::move(loaded);
+  }
+  auto pool = loopscale::LoopPool::create(options);
+  if (!pool.ok()) {
+    std::fprintf(stderr, "echo_server: %s\n", std::string(pool.status().message()).c_str());
+    return 1;
+  }
+  if (absl::GetFlag(FLAGS_log_scaling)) {
+    (*pool)->monitor().add_listener([](const loopscale::ScaleEvent& e) {
+      std::printf("scale: %s\n", e.decision.reason.c_str());
+      std::fflush(stdout);
+    });
+  }
+  (*pool)->start();
+
+  tcp::acceptor acceptor((*pool)->loop(0).get_executor());
+  std::error_code ec;
+  const tcp::endpoint endpoint(asio::ip::address_v4::loopback(),
+                               static_cast<unsigned short>(absl::GetFlag(FLAGS_port)));
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    std::fprintf(stderr, "echo_server: cannot listen: %s\n", ec.message().c_str());
+    return 1;
+  }
+  asio::co_spawn(acceptor.get_executor(), accept(acceptor, **pool), asio::detached);
+  std::printf("listening on 127.0.0.1:%u\n", acceptor.local_endpoint().port());
+  std::fflush(stdout);
+
+  asio::io_context main_ctx;
+  asio::signal_set signals(main_ctx, SIGINT, SIGTERM);
+  signals.async_wait([](std::error_code, int) {});
+  main_ctx.run();
+  asio::post(acceptor.get_executor(), [&acceptor] { acceptor.close(); });
+  (*pool)->stop();
+  return 0;
+}

@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""End-to-end checks of the example servers, with independent clients
+(Python sockets, curl, wrk, promtool):
+
+- echo_server: 50 clients x 100 round trips while the pool scales;
+- http_server: 200 with keep-alive, 400 on garbage, 431 on huge headers,
+  /metrics accepted by promtool, and under /work load the active loop count
+  (read from /metrics) rises, then falls back once the load stops.
+
+usage: servers_test.py ECHO_SERVER HTTP_SERVER CONFIG
+"""
+
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+echo_server, http_server, config = sys.argv[1:4]
+failures = []
+DEADLINE = 60  # seconds; generous for loaded CI machines and sanitizers
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def start(*args):
+    proc = subprocess.Popen(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    line = proc.stdout.readline()
+    m = re.search(r"listening on [\d.]+:(\d+)", line)
+    if not m:
+        proc.kill()
+        raise SystemExit(f"{args[0]} did not start: {line!r} {proc.stderr.read()}")
+    return proc, int(m.group(1))
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    return proc.returncode
+
+
+def eventually(cond, deadline=DEADLINE):
+    until = time.monotonic() + deadline
+    while time.monotonic() < until:
+        if cond():
+            return True
+        time.sleep(0.05)  # poll interval
+    return False
+
+
+def recv_all(sock):
+    chunks = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def http_get(port, path):
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        return recv_all(s).decode(errors="replace")
+
+
+# ---- echo ---------------------------------------------------------------------
+
+proc, port = start(echo_server, "--port=0", f"--config={config}", "--log_scaling")
+errors = []
+
+
+def echo_client(seed):
+    rng = random.Random(seed)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s:
+            for i in range(100):
+                payload = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 2048)))
+                s.sendall(payload)
+                got = b""
+                while len(got) < len(payload):
+                    data = s.recv(len(payload) - len(got))
+                    if not data:
+                        raise RuntimeError("connection closed")
+                    got += data
+                if got != payload:
+                    raise RuntimeError(f"round trip {i}: wrong bytes")
+    except Exception as e:  # noqa: BLE001 - reported below
+        errors.append(f"client {seed}: {e}")
+
+
+threads = [threading.Thread(target=echo_client, args=(i,)) for i in range(50)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+check(not errors, f"echo: 50 clients x 100 round trips ({errors[:3]})")
+check(stop(proc) == 0, "echo_server stops cleanly on SIGTERM")
+decisions = [l for l in proc.stdout.read().splitlines() if l.startswith("scale:")]
+check(len(decisions) > 0, f"echo: the pool scaled during the run ({len(decisions)} decisions)")
+
+# ---- http ---------------------------------------------------------------------
+
+proc, port = start(http_server, "--port=0", f"--config={config}")
+try:
+    r = subprocess.run(["curl", "-s", "-i", f"http://127.0.0.1:{port}/"],
+                       capture_output=True, text=True, timeout=DEADLINE)
+    check(r.stdout.startswith("HTTP/1.1 200") and "hello from loopscale" in r.stdout,
+          "curl GET / is 200")
+
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s:
+        ok = True
+        for _ in range(3):
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            resp = b""
+            while b"hello from loopscale\n" not in resp:
+                data = s.recv(4096)
+                if not data:
+                    ok = False
+                    break
+                resp += data
+            ok = ok and resp.startswith(b"HTTP/1.1 200")
+        check(ok, "three requests over one keep-alive connection")
+
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s:
+        s.sendall(b"GARBAGE \x01\x02 NOT HTTP\r\n\r\n")
+        resp = recv_all(s)
+        check(resp.startswith(b"HTTP/1.1 400"), f"garbage gets 400: {resp[:40]!r}")
+        check(b"Connection: close" in resp, "and the connection closes")
+
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+        resp = recv_all(s)
+        check(resp.startswith(b"HTTP/1.1 431"), f"20 KB of headers gets 431: {resp[:50]!r}")
+
+    body = http_get(port, "/work?ms=abc")
+    check(body.startswith("HTTP/1.1 400"), "/work?ms=abc is 400")
+
+    metrics = http_get(port, "/metrics").split("\r\n\r\n", 1)[1]
+    r = subprocess.run(["promtool", "check", "metrics"], input=metrics,
+                       capture_output=True, text=True, timeout=DEADLINE)
+    check(r.returncode == 0, f"promtool accepts /metrics ({r.stdout.strip()} {r.stderr.strip()})")
+
+    def active_loops():
+        m = re.search(r"^loopscale_pool_active_loops\{[^}]*\} (\d+)",
+                      http_get(port, "/metrics"), re.M)
+        return int(m.group(1)) if m else -1
+
+    check(eventually(lambda: active_loops() == 1), "an idle server shrinks to min_loops = 1")
+    stop_load = threading.Event()
+
+    def load():
+        with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s:
+            while not stop_load.is_set():
+                s.sendall(b"GET /work?ms=20 HTTP/1.1\r\nHost: x\r\n\r\n")
+                resp = b""
+                while b"worked" not in resp:
+                    data = s.recv(4096)
+                    if not data:
+                        return
+                    resp += data
+
+    workers = [threading.Thread(target=load) for _ in range(8)]
+    for w in workers:
+        w.start()
+    peak = [0]
+
+    def grew():
+        peak[0] = max(peak[0], active_loops())
+        return peak[0] > 1
+
+    check(eventually(grew), "under /work load the active loop count rises")
+    stop_load.set()
+    for w in workers:
+        w.join()
+    check(eventually(lambda: active_loops() == 1),
+          f"after the load it falls back to 1 (peak {peak[0]})")
+
+    r = subprocess.run(["wrk", "-t1", "-c4", "-d1s", f"http://127.0.0.1:{port}/"],
+                       capture_output=True, text=True, timeout=DEADLINE)
+    check(r.returncode == 0 and "Requests/sec" in r.stdout and "Non-2xx" not in r.stdout,
+          "wrk runs against it without errors")
+finally:
+    check(stop(proc) == 0, "http_server stops cleanly on SIGTERM")
+
+r = subprocess.run([http_server, "--port=99999"], capture_output=True, text=True)
+check(r.returncode == 2 and "--port=99999" in r.stderr, "a bad --port is named")
+r = subprocess.run([http_server, "--port=0", "--config=/nonexistent.toml"],
+                   capture_output=True, text=True)
+check(r.returncode == 1 and "/nonexistent.toml" in r.stderr, "a missing config file is named")
+
+print(f"{len(failures)} failure(s)")
+sys.exit(1 if failures else 0)
