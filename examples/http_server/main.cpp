@@ -179,7 +179,8 @@ int main(int argc, char** argv) {
     // monitor drains rather than suspends a loop that still has clients.
     auto serve_registered = [](tcp::socket s, const loopscale::http::Routes& r)
         -> asio::awaitable<void> {
-      auto ex = s.get_executor().target<loopscale::LoopExecutor>();
+      const asio::any_io_executor any = s.get_executor();
+      const auto* ex = any.target<loopscale::LoopExecutor>();
       std::optional<loopscale::Registration> reg;
       if (ex != nullptr) reg.emplace(ex->loop().register_connection());
       co_await loopscale::http::serve_connection(std::move(s), r);

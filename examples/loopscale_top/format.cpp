@@ -102,7 +102,10 @@ std::string format_json(const shm::Snapshot& snap, std::uint64_t now_ns) {
     for (std::size_t j = 0; j < p.loops.size(); ++j) {
       const shm::LoopSnapshot& l = p.loops[j];
       absl::StrAppend(&out, j ? ", " : "", "{\"state\": ", json_string(l.state_name));
-      for (const shm::Figure& f : l.figures) absl::StrAppend(&out, ", ", json_figure(f));
+      for (const shm::Figure& f : l.figures) {
+        // The state is given by name above; its number would repeat the key.
+        if (f.name != "state") absl::StrAppend(&out, ", ", json_figure(f));
+      }
       out += "}";
     }
     out += "]}";

@@ -57,6 +57,10 @@ try:
     check(all(k in doc["processes"][0]["loops"][0]
               for k in ("index", "state", "utilization", "busy_ns", "handlers",
                         "registrations")), "loops carry the documented keys")
+    check(doc["processes"][0]["loops"][0]["state"] in ("active", "suspended"),
+          "a loop's state is its name")
+    check(r.stdout.count('"state"') == sum(len(p["loops"]) for p in doc["processes"]),
+          "no key appears twice in a loop")
 
     py = run(sys.executable, reader_py, f"--shm={path}")
     check(py.returncode == 0, f"shm_reader.py exits 0 ({py.stderr.strip()})")
