@@ -3,19 +3,9 @@
 namespace loopscale::prometheus {
 
 std::string pool_metrics(const PoolStats& stats) {
-  Family active("loopscale_pool_active_loops", "gauge", "Loops taking new work.");
-  Family size("loopscale_pool_loops", "gauge", "Loops in the pool.");
-  Family ups("loopscale_pool_scale_ups_total", "counter", "Decisions that woke loops.");
-  Family downs("loopscale_pool_scale_downs_total", "counter",
-               "Decisions that suspended or drained loops.");
-  Family state("loopscale_loop_state", "gauge", "1 for the loop's current state.");
-  Family util("loopscale_loop_utilization", "gauge",
-              "Busy fraction of the loop in the last window (0 to 1).");
-  Family busy("loopscale_loop_busy_seconds_total", "counter",
-              "Time the loop spent running handlers.");
-  Family handlers("loopscale_loop_handlers_total", "counter", "Handlers run.");
-  Family regs("loopscale_loop_registrations", "gauge",
-              "Connections registered on the loop.");
+  Family active(kPoolActiveLoops), size(kPoolLoops), ups(kPoolScaleUps),
+      downs(kPoolScaleDowns), state(kLoopState), util(kLoopUtilization), busy(kLoopBusy),
+      handlers(kLoopHandlers), regs(kLoopRegistrations);
   const std::string pool = absl::StrCat("pool=\"", label_value(stats.name), "\"");
   active.add(pool, static_cast<double>(stats.active_count));
   size.add(pool, static_cast<double>(stats.size));

@@ -43,12 +43,61 @@ inline std::string number(double v) {
   return absl::StrFormat("%.17g", v);
 }
 
+// A metric family's name, type and help: every family loopscale's tools
+// print is declared once, below, so /metrics and loopscale-top agree.
+struct FamilySpec {
+  std::string_view name, type, help;
+};
+
+inline constexpr FamilySpec kServiceProcesses{
+    "loopscale_service_processes", "gauge", "Live processes publishing pools of the service."};
+inline constexpr FamilySpec kServiceLoops{"loopscale_service_loops", "gauge",
+                                          "Loops of the service."};
+inline constexpr FamilySpec kServiceActiveLoops{"loopscale_service_active_loops", "gauge",
+                                                "Loops of the service taking new work."};
+inline constexpr FamilySpec kServiceUtilization{
+    "loopscale_service_utilization", "gauge",
+    "Mean loop utilization of the service in the last window (0 to 1)."};
+inline constexpr FamilySpec kPoolActiveLoops{"loopscale_pool_active_loops", "gauge",
+                                             "Loops taking new work."};
+inline constexpr FamilySpec kPoolLoops{"loopscale_pool_loops", "gauge", "Loops in the pool."};
+inline constexpr FamilySpec kPoolMinLoops{"loopscale_pool_min_loops", "gauge",
+                                          "Lower bound on active loops."};
+inline constexpr FamilySpec kPoolMaxLoops{"loopscale_pool_max_loops", "gauge",
+                                          "Upper bound on active loops."};
+inline constexpr FamilySpec kPoolScaleUps{"loopscale_pool_scale_ups_total", "counter",
+                                          "Decisions that woke loops."};
+inline constexpr FamilySpec kPoolScaleDowns{"loopscale_pool_scale_downs_total", "counter",
+                                            "Decisions that suspended or drained loops."};
+inline constexpr FamilySpec kPoolStale{
+    "loopscale_pool_stale", "gauge",
+    "1 if the pool's process has died (its slots can be reclaimed)."};
+inline constexpr FamilySpec kLoopState{"loopscale_loop_state", "gauge",
+                                       "1 for the loop's current state."};
+inline constexpr FamilySpec kLoopUtilization{
+    "loopscale_loop_utilization", "gauge",
+    "Busy fraction of the loop in the last window (0 to 1)."};
+inline constexpr FamilySpec kLoopBusy{"loopscale_loop_busy_seconds_total", "counter",
+                                      "Time the loop spent running handlers."};
+inline constexpr FamilySpec kLoopHandlers{"loopscale_loop_handlers_total", "counter",
+                                          "Handlers run."};
+inline constexpr FamilySpec kLoopWakeups{"loopscale_loop_wakeups_total", "counter",
+                                         "Idle-to-busy transitions."};
+inline constexpr FamilySpec kLoopRegistrations{"loopscale_loop_registrations", "gauge",
+                                               "Connections registered on the loop."};
+inline constexpr FamilySpec kLoopCpu{"loopscale_loop_cpu_seconds_total", "counter",
+                                     "CPU time of the loop's threads."};
+inline constexpr FamilySpec kLoopSuspensions{"loopscale_loop_suspensions_total", "counter",
+                                             "Times the loop gave its thread back."};
+inline constexpr FamilySpec kLoopResumes{"loopscale_loop_resumes_total", "counter",
+                                         "Times the loop was given a fresh thread."};
+
 // Collects the samples of one metric family, then prints HELP and TYPE once
 // (the format wants a family's samples together).
 class Family {
  public:
-  Family(std::string name, std::string type, std::string help)
-      : name_(std::move(name)), type_(std::move(type)), help_(std::move(help)) {}
+  explicit Family(const FamilySpec& spec)
+      : name_(spec.name), type_(spec.type), help_(spec.help) {}
   // `labels` is `name="value",...` with values already escaped.
   void add(const std::string& labels, double value) {
     absl::StrAppend(&samples_, name_, "{", labels, "} ", number(value), "\n");

@@ -147,8 +147,7 @@ int main(int argc, char** argv) {
   routes.idle_timeout = absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_idle_timeout));
   routes.metrics = [&pool, &plain_pool] {
     if (pool) return loopscale::prometheus::pool_metrics(pool->stats());
-    loopscale::prometheus::Family loops("loopscale_pool_loops", "gauge",
-                                        "Threads of the plain pool.");
+    loopscale::prometheus::Family loops(loopscale::prometheus::kPoolLoops);
     loops.add("pool=\"plain\"", static_cast<double>(plain_pool->size()));
     std::string out;
     loops.append_to(out);

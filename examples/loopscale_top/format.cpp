@@ -115,37 +115,14 @@ std::string format_json(const shm::Snapshot& snap, std::uint64_t now_ns) {
 }
 
 std::string format_prometheus(const shm::Snapshot& snap) {
-  Family s_procs("loopscale_service_processes", "gauge",
-                 "Live processes publishing pools of the service.");
-  Family s_loops("loopscale_service_loops", "gauge", "Loops of the service.");
-  Family s_active("loopscale_service_active_loops", "gauge",
-                  "Loops of the service taking new work.");
-  Family s_util("loopscale_service_utilization", "gauge",
-                "Mean loop utilization of the service in the last window (0 to 1).");
-  Family p_active("loopscale_pool_active_loops", "gauge", "Loops taking new work.");
-  Family p_min("loopscale_pool_min_loops", "gauge", "Lower bound on active loops.");
-  Family p_max("loopscale_pool_max_loops", "gauge", "Upper bound on active loops.");
-  Family p_ups("loopscale_pool_scale_ups_total", "counter", "Decisions that woke loops.");
-  Family p_downs("loopscale_pool_scale_downs_total", "counter",
-                 "Decisions that suspended or drained loops.");
-  Family p_stale("loopscale_pool_stale", "gauge",
-                 "1 if the pool's process has died (its slots can be reclaimed).");
-  Family l_state("loopscale_loop_state", "gauge", "1 for the loop's current state.");
-  Family l_util("loopscale_loop_utilization", "gauge",
-                "Busy fraction of the loop in the last window (0 to 1).");
-  Family l_busy("loopscale_loop_busy_seconds_total", "counter",
-                "Time the loop spent running handlers.");
-  Family l_handlers("loopscale_loop_handlers_total", "counter", "Handlers run.");
-  Family l_wakeups("loopscale_loop_wakeups_total", "counter",
-                   "Idle-to-busy transitions.");
-  Family l_regs("loopscale_loop_registrations", "gauge",
-                "Connections registered on the loop.");
-  Family l_cpu("loopscale_loop_cpu_seconds_total", "counter",
-               "CPU time of the loop's threads.");
-  Family l_susp("loopscale_loop_suspensions_total", "counter",
-                "Times the loop gave its thread back.");
-  Family l_res("loopscale_loop_resumes_total", "counter",
-               "Times the loop was given a fresh thread.");
+  using namespace prometheus;  // the family specs
+  Family s_procs(kServiceProcesses), s_loops(kServiceLoops), s_active(kServiceActiveLoops),
+      s_util(kServiceUtilization);
+  Family p_active(kPoolActiveLoops), p_min(kPoolMinLoops), p_max(kPoolMaxLoops),
+      p_ups(kPoolScaleUps), p_downs(kPoolScaleDowns), p_stale(kPoolStale);
+  Family l_state(kLoopState), l_util(kLoopUtilization), l_busy(kLoopBusy),
+      l_handlers(kLoopHandlers), l_wakeups(kLoopWakeups), l_regs(kLoopRegistrations),
+      l_cpu(kLoopCpu), l_susp(kLoopSuspensions), l_res(kLoopResumes);
 
   for (const shm::ServiceSnapshot& s : snap.services) {
     const std::string labels = absl::StrCat("service=\"", label_value(s.name), "\"");
