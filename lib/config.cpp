@@ -99,6 +99,12 @@ std::optional<FieldError> check_scaling(const ScalingConfig& c) {
     return FieldError{"max_ramp_down_step",
                       "max_ramp_down_step = 0: must be at least 1"};
   }
+  if (!(c.target_utilization > 0.0 && c.target_utilization <= 1.0)) {
+    return FieldError{"target_utilization",
+                      absl::StrCat("target_utilization = ",
+                                   show(c.target_utilization),
+                                   ": must be in (0, 1]")};
+  }
   return std::nullopt;
 }
 
@@ -252,15 +258,18 @@ class TableReader {
     const toml::node* node = table_.get(key);
     if (node == nullptr) return absl::OkStatus();
     auto v = node->value_exact<std::string>();
-    if (!v) return type_error(key, *node, "\"per_loop\" or \"average\"");
+    constexpr std::string_view kExpected =
+        "\"per_loop\", \"average\" or \"target\"";
+    if (!v) return type_error(key, *node, kExpected);
     if (*v == "per_loop") {
       out = ScaleSignal::kPerLoop;
     } else if (*v == "average") {
       out = ScaleSignal::kAverage;
+    } else if (*v == "target") {
+      out = ScaleSignal::kTarget;
     } else {
       return error(key, *node,
-                   absl::StrCat("= \"", *v,
-                                "\": expected \"per_loop\" or \"average\""));
+                   absl::StrCat("= \"", *v, "\": expected ", sv(kExpected)));
     }
     return absl::OkStatus();
   }
@@ -305,6 +314,8 @@ std::string_view to_string(ScaleSignal signal) noexcept {
       return "per_loop";
     case ScaleSignal::kAverage:
       return "average";
+    case ScaleSignal::kTarget:
+      return "target";
   }
   return "unknown";
 }
@@ -378,7 +389,7 @@ absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text) {
                {"min_loops", "max_loops", "window", "scale_down_threshold",
                 "scale_up_threshold", "patience_cycles", "max_ramp_up_step",
                 "max_ramp_down_step", "scale_down_cooldown_cycles", "signal",
-                "drain_connected_loops"}),
+                "target_utilization", "drain_connected_loops"}),
            scaling.read_count("min_loops", s.min_loops),
            scaling.read_count("max_loops", s.max_loops),
            scaling.read_duration("window", s.window),
@@ -391,6 +402,7 @@ absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text) {
            scaling.read_count("scale_down_cooldown_cycles",
                               s.scale_down_cooldown_cycles),
            scaling.read_signal("signal", s.signal),
+           scaling.read_fraction("target_utilization", s.target_utilization),
            scaling.read_bool("drain_connected_loops", s.drain_connected_loops),
            metrics.reject_unknown(
                {"enabled", "shm_path", "service", "file_mode"}),

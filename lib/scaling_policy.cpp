@@ -66,6 +66,10 @@ std::string_view to_string(ScaleRule rule) noexcept {
       return "scale_up";
     case ScaleRule::kScaleDown:
       return "scale_down";
+    case ScaleRule::kTargetUp:
+      return "target_up";
+    case ScaleRule::kTargetDown:
+      return "target_down";
     case ScaleRule::kBelowMin:
       return "below_min";
     case ScaleRule::kAboveMax:
@@ -121,6 +125,7 @@ void ScalingPolicy::baseline(std::span<const LoopObservation> observations) {
   }
   mean_busy_ = 0;
   cooldown_left_ = 0;
+  target_levels_.clear();
 }
 
 ScaleDecision ScalingPolicy::decide(
@@ -142,6 +147,7 @@ ScaleDecision ScalingPolicy::decide(
     loop.was_active = is_active;
     if (!is_active) {
       loop.busy = loop.idle = 0;
+      loop.saturated = false;
       continue;
     }
     if (just_woken) loop.woken_seq = ++seq_;
@@ -180,6 +186,8 @@ ScaleDecision ScalingPolicy::decide(
     pick_victims(obs, active, n_active - hi, /*hard=*/true, d);
     d.reason = absl::StrFormat("above_max: %s (%u active, max %u)",
                                leaving(d), n_active, hi);
+  } else if (c.signal == ScaleSignal::kTarget) {
+    decide_target(obs, active, cooling, d);
   } else {
     // Scale up.
     std::size_t want = 0;
@@ -271,6 +279,108 @@ ScaleDecision ScalingPolicy::decide(
                     " active");
   }
   return d;
+}
+
+void ScalingPolicy::decide_target(std::span<const LoopObservation> obs,
+                                  const std::vector<std::size_t>& active,
+                                  bool cooling, ScaleDecision& d) {
+  const ScalingConfig& c = config_;
+  using Seconds = std::chrono::duration<double>;
+  const double window = Seconds(c.window).count();
+  const std::chrono::nanoseconds lag_floor = c.window / 10;
+
+  double demand = 0.0;
+  std::vector<std::size_t> saturated;
+  for (std::size_t i : active) {
+    Loop& loop = loops_[i];
+    const double u = obs[i].utilization;
+    const bool sat = u >= kSaturatedUtilization || obs[i].lag > lag_floor;
+    if (!sat) {
+      demand += u;
+    } else if (!loop.saturated) {
+      demand += kSaturationGain * std::max(u, kSaturatedUtilization);
+    } else {
+      demand += u + Seconds(obs[i].lag).count() /
+                        (static_cast<double>(c.patience_cycles) * window);
+    }
+    loop.saturated = sat;
+    if (sat) saturated.push_back(i);
+  }
+  const std::size_t n = active.size();
+  const std::size_t lo = min_active();
+  const std::size_t hi = max_active();
+  const double raw = std::ceil(demand / c.target_utilization - kCeilSlack);
+  std::size_t level =
+      raw <= 0.0 ? 0 : static_cast<std::size_t>(std::min(raw, 1e6));
+  level = std::clamp(level, lo, hi);
+  d.demand = demand;
+  d.target_level = level;
+
+  // Every window's level is remembered over the lookback, through actions:
+  // the level that made the pool grow must age out before it can shrink.
+  target_levels_.push_back(level);
+  const std::size_t lookback = kTargetLookbackFactor * c.patience_cycles;
+  while (target_levels_.size() > lookback) target_levels_.pop_front();
+
+  // Up: at once on saturation, after patience on a high mean otherwise.
+  const bool high = !saturated.empty() || mean_busy_ >= c.patience_cycles;
+  if (high) {
+    d.voters = saturated.empty() ? active : saturated;
+    std::size_t n_up = level > n ? level - n : (saturated.empty() ? 1 : 0);
+    n_up = std::min(n_up, hi - n);
+    if (c.max_ramp_up_step != 0) n_up = std::min(n_up, c.max_ramp_up_step);
+    if (n_up > 0) {
+      d.rule = ScaleRule::kTargetUp;
+      pick_wake(obs, n_up, d);
+      mean_busy_ = 0;
+      d.reason = absl::StrFormat(
+          "target_up: wake %s (demand %.2f loops at target %.2f needs %u; "
+          "%s %s)",
+          list(d.wake), demand, c.target_utilization, level,
+          saturated.empty() ? "mean busy, u" : "saturated loops",
+          saturated.empty() ? absl::StrFormat("%.2f", d.mean_utilization)
+                            : list(saturated));
+      return;
+    }
+    if (n >= hi && level > n) {
+      d.held = HoldReason::kAtMax;
+      d.reason = absl::StrFormat(
+          "held target_up at max %u (demand %.2f needs %u)", hi, demand, level);
+      return;
+    }
+  }
+
+  // Down: the highest level of the lookback windows is below the active
+  // count, and the cooldown is over.
+  const std::size_t recent =
+      *std::max_element(target_levels_.begin(), target_levels_.end());
+  if (recent >= n) return;
+  if (cooling) {
+    d.held = HoldReason::kCooldown;
+    d.reason = absl::StrFormat(
+        "held target_down (cooldown): at most %u of %u loops needed for %u "
+        "windows",
+        recent, n, target_levels_.size());
+    return;
+  }
+  if (target_levels_.size() < lookback) return;
+  const std::size_t n_down =
+      std::min(n - recent, c.max_ramp_down_step);
+  // Every active loop is a candidate: the set is sized as a whole.
+  pick_victims(obs, active, n_down, /*hard=*/false, d);
+  if (d.suspend.empty() && d.drain.empty()) {
+    d.held = HoldReason::kVetoed;
+    d.reason = absl::StrFormat(
+        "held target_down: loops %s hold registrations", list(d.kept));
+    return;
+  }
+  d.rule = ScaleRule::kTargetDown;
+  d.voters = active;
+  d.reason = absl::StrFormat(
+      "target_down: %s (demand %.2f loops at target %.2f; at most %u loops "
+      "needed for %u windows)",
+      leaving(d), demand, c.target_utilization, recent,
+      target_levels_.size());
 }
 
 void ScalingPolicy::pick_wake(std::span<const LoopObservation> obs,

@@ -26,7 +26,8 @@
 //   max_ramp_up_step = 0          # 0 = no limit
 //   max_ramp_down_step = 1
 //   scale_down_cooldown_cycles = 2
-//   signal = "per_loop"           # or "average"
+//   signal = "per_loop"           # or "average", "target"
+//   target_utilization = 0.7      # signal = "target" only
 //   drain_connected_loops = true
 //   [metrics]
 //   enabled = false
@@ -66,9 +67,18 @@ enum class ScaleSignal {
   // threshold, the pool grows to ceil(sum of utilizations / threshold) loops.
   // Ignores imbalance; sizes a step by demand.
   kAverage,
+  // A target controller: estimates the demand in loops' worth of work (the
+  // sum of utilizations, plus the growth of queued work that saturated loops
+  // reveal through their scheduling lag) and sizes the active set to run at
+  // `target_utilization`. It grows at once when loops are saturated, after
+  // `patience_cycles` windows of mean utilization above
+  // `scale_up_threshold` otherwise, and shrinks after `patience_cycles`
+  // windows in which fewer loops would do. See scaling_policy.hpp and the
+  // README's tuning guide (benchmarks/scaling_sim measures it).
+  kTarget,
 };
 
-// Returns "per_loop" or "average".
+// Returns "per_loop", "average" or "target".
 std::string_view to_string(ScaleSignal signal) noexcept;
 
 // How a chooser and its monitor scale. The semantics of each field are in
@@ -94,6 +104,10 @@ struct ScalingConfig {
   // Windows after any scaling action during which nothing scales down.
   std::size_t scale_down_cooldown_cycles = 2;
   ScaleSignal signal = ScaleSignal::kPerLoop;
+  // `kTarget` only: the utilization the active loops are sized to run at,
+  // in (0, 1]. Between scale_down_threshold and scale_up_threshold in any
+  // sensible setting: the gap up to scale_up_threshold is the hysteresis.
+  double target_utilization = 0.7;
   // An idle loop that still holds registrations (connections) is drained (no
   // new work, keeps serving, suspends when its work is done) if true, kept
   // active if false.
@@ -105,7 +119,8 @@ struct ScalingConfig {
 // Returns OK, or InvalidArgument naming the first invalid field and its value:
 // a threshold that is NaN or outside [0, 1], `scale_down_threshold >=
 // scale_up_threshold`, `min_loops > max_loops` (when `max_loops` is not 0),
-// `patience_cycles == 0`, `window <= 0`, `max_ramp_down_step == 0`.
+// `patience_cycles == 0`, `window <= 0`, `max_ramp_down_step == 0`,
+// `target_utilization` NaN or outside (0, 1].
 absl::Status validate(const ScalingConfig& config);
 
 // Where a pool publishes its per-loop figures (see shm/publisher.hpp).

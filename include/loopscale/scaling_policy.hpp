@@ -52,12 +52,38 @@
 //   * Which loops wake: draining loops first (they still have a thread), then
 //     suspended loops, lowest index first.
 //
+// `kTarget` replaces the per-loop and mean streaks with a demand estimate
+// (bounds, cooldown, grace for the estimate, victims and ramps as above):
+//
+//   * Demand D, in loops' worth of work: the sum of the active loops'
+//     utilizations, except for saturated loops (u >= kSaturatedUtilization,
+//     or a scheduling lag above a tenth of the window). A saturated loop's
+//     utilization caps at 1 and hides how much work queues behind it, and
+//     its lag shows that queue only a window late (the probe posted at the
+//     last tick ran before the work piled up). So in the first window of a
+//     saturation a loop counts for kSaturationGain * u, and in the windows
+//     after for u + lag / (patience_cycles * window): its queued work,
+//     cleared over the patience horizon.
+//   * The level: ceil(D / target_utilization), within the bounds.
+//   * Up: at once when a loop is saturated; otherwise once the mean
+//     utilization D / active has stayed above scale_up_threshold for
+//     `patience_cycles` windows. The pool grows to the level (ramp limit).
+//   * Down: once the level has stayed below the active count for
+//     `patience_cycles` windows counted after the cooldown of the last
+//     action, the pool shrinks to the highest level seen in those windows
+//     (ramp limit), the most recently woken loops first. The gap between
+//     target_utilization (where a step lands) and scale_up_threshold (where
+//     the next one starts) is the hysteresis, anchored to the level the pool
+//     last scaled to.
+//
 // Thread-safety: none; the monitor serializes calls.
 
 #ifndef LOOPSCALE_SCALING_POLICY_HPP_
 #define LOOPSCALE_SCALING_POLICY_HPP_
 
+#include <chrono>
 #include <cstddef>
+#include <deque>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -88,6 +114,10 @@ struct LoopObservation {
   // Busy time / window length, in [0, 1].
   double utilization = 0.0;
   std::size_t registrations = 0;
+  // How long the executor's last scheduling probe waited before it ran (or
+  // has waited so far), if it reports one (`scheduling_lag()`); zero
+  // otherwise. Only `kTarget` uses it.
+  std::chrono::nanoseconds lag{0};
 };
 
 // The rule that produced a decision.
@@ -97,12 +127,14 @@ enum class ScaleRule : std::uint8_t {
   kClockSkipped,  // the clock did not advance: nothing measured or decided
   kScaleUp,       // busy loops (or the busy mean) for patience windows
   kScaleDown,     // idle loops for patience windows
+  kTargetUp,      // kTarget: demand needs more loops
+  kTargetDown,    // kTarget: demand needs fewer loops for patience windows
   kBelowMin,      // fewer active loops than the lower bound
   kAboveMax,      // more active loops than the upper bound
 };
 
 // Returns "none", "baseline", "clock_skipped", "scale_up", "scale_down",
-// "below_min" or "above_max".
+// "target_up", "target_down", "below_min" or "above_max".
 std::string_view to_string(ScaleRule rule) noexcept;
 
 // Why a scaling direction that was due did not act in a window.
@@ -141,6 +173,10 @@ struct ScaleDecision {
   std::vector<double> utilizations;
   // Mean utilization of the loops that were active in the window.
   double mean_utilization = 0.0;
+  // kTarget: the demand estimate (loops' worth of work) and the level it
+  // asks for; 0 under the other signals.
+  double demand = 0.0;
+  std::size_t target_level = 0;
   std::size_t active_before = 0;
   // Active loops once the decision is applied (before any refusal).
   std::size_t active_after = 0;
@@ -156,6 +192,19 @@ struct ScaleDecision {
     return !wake.empty() || !suspend.empty() || !drain.empty();
   }
 };
+
+// kTarget: a loop at or above this utilization is saturated.
+inline constexpr double kSaturatedUtilization = 0.95;
+// kTarget: a saturated loop counts for this many times its utilization in
+// the demand estimate, because its queue is invisible for a window (a probe
+// posted at the last tick ran before the work piled up). Chosen with
+// benchmarks/scaling_sim: 3 keeps a 0.5 -> 5 step under 3 s of queued work.
+inline constexpr double kSaturationGain = 3.0;
+// kTarget: a scale-down looks back this many times `patience_cycles`
+// windows and keeps the highest level it saw (a stabilization window, as
+// Kubernetes' autoscaler has): load that swings around a level does not
+// make the pool flap.
+inline constexpr std::size_t kTargetLookbackFactor = 2;
 
 class ScalingPolicy {
  public:
@@ -198,10 +247,17 @@ class ScalingPolicy {
   struct Loop {
     std::size_t busy = 0;
     std::size_t idle = 0;
+    // kTarget: saturated in the previous window.
+    bool saturated = false;
     // When the loop last became active; higher is more recent.
     std::uint64_t woken_seq = 0;
     bool was_active = false;
   };
+
+  // The kTarget rules, once the bounds are satisfied.
+  void decide_target(std::span<const LoopObservation> obs,
+                     const std::vector<std::size_t>& active, bool cooling,
+                     ScaleDecision& d);
 
   // Fills d.wake with up to `count` executors that are not active.
   void pick_wake(std::span<const LoopObservation> obs, std::size_t count,
@@ -220,6 +276,9 @@ class ScalingPolicy {
   std::size_t mean_busy_ = 0;
   // Windows left during which nothing scales down.
   std::size_t cooldown_left_ = 0;
+  // kTarget: the levels of the last kTargetLookbackFactor * patience
+  // windows, most recent last.
+  std::deque<std::size_t> target_levels_;
 };
 
 }  // namespace loopscale

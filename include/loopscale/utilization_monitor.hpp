@@ -28,7 +28,11 @@
 //      two ticks at the same instant), the tick is skipped and changes
 //      nothing (`ScaleRule::kClockSkipped`).
 //   3. u = Δbusy / (now − previous tick), clamped to [0, 1]; 0 for an
-//      executor that was suspended.
+//      executor that was suspended. An executor that offers
+//      `scheduling_lag()` (`LagReportingExecutor`) is asked for it if it is
+//      active: the wait of its last probe, which the call also replaces by a
+//      new one, so one probe per loop per window (`ScaleSignal::kTarget`
+//      uses it; every signal publishes it).
 //   4. Statuses come from the executors themselves, every tick: an executor
 //      that reads `!is_suspended()` is active even if the monitor had
 //      suspended it (someone posted to it: Netty #15650), and one that reads
@@ -75,6 +79,18 @@
 
 namespace loopscale {
 
+// An executor that measures its scheduling lag: how long a handler posted to
+// it waits before it runs (Node's `monitorEventLoopDelay`, Envoy's
+// `poll_delay`). Optional: the monitor uses it when an executor offers it.
+// `scheduling_lag()` returns the wait of the last probe, or how long the
+// probe in flight has waited so far if that is longer (a loop stuck in one
+// long handler must not read as prompt), and starts the next probe. The
+// monitor calls it once per tick per active executor, from its thread.
+template <class E>
+concept LagReportingExecutor = requires(E& e) {
+  { e.scheduling_lag() } -> std::convertible_to<std::chrono::nanoseconds>;
+};
+
 // One scaling action, as told to listeners.
 struct ScaleEvent {
   // The `now` of the tick that acted.
@@ -104,6 +120,9 @@ struct MonitorStats {
   // Per executor, after the last tick.
   std::vector<double> utilizations;
   std::vector<ExecutorStatus> statuses;
+  // Per executor, the scheduling lag read at the last tick; zero for an
+  // executor that is not active or does not report lag.
+  std::vector<std::chrono::nanoseconds> lags;
   ScalingConfig config;
 };
 
@@ -119,6 +138,7 @@ class UtilizationMonitor {
         last_busy_(chooser.size()),
         statuses_(chooser.size(), ExecutorStatus::kActive),
         utilizations_(chooser.size(), 0.0),
+        lags_(chooser.size()),
         timer_(timer_ctx_) {}
   UtilizationMonitor(const UtilizationMonitor&) = delete;
   UtilizationMonitor& operator=(const UtilizationMonitor&) = delete;
@@ -155,6 +175,7 @@ class UtilizationMonitor {
     MonitorStats s = stats_;
     s.utilizations = utilizations_;
     s.statuses = statuses_;
+    s.lags = lags_;
     s.config = config_;
     return s;
   }
@@ -224,6 +245,7 @@ class UtilizationMonitor {
   // under mu_.
   std::vector<ExecutorStatus> statuses_;
   std::vector<double> utilizations_;
+  std::vector<std::chrono::nanoseconds> lags_;
 
   // The periodic thread: an io_context with one timer.
   detail::Mutex life_mu_;
@@ -261,6 +283,9 @@ ScaleDecision UtilizationMonitor<E>::tick(Clock::time_point now) {
       const bool running = !chooser_.executor(i).is_suspended();
       statuses[i] = running ? ExecutorStatus::kActive : ExecutorStatus::kSuspended;
       obs[i].status = statuses[i];
+      if constexpr (LagReportingExecutor<E>) {
+        if (running) chooser_.executor(i).scheduling_lag();  // first probe
+      }
       // Executors running beyond the bound leave at the first decision;
       // meanwhile they get no new work.
       if (running && active.size() < policy_.max_active()) active.push_back(i);
@@ -307,7 +332,11 @@ ScaleDecision UtilizationMonitor<E>::tick(Clock::time_point now) {
     double u = static_cast<double>(delta.count()) /
                static_cast<double>(elapsed.count());
     if (st == ExecutorStatus::kSuspended || !(u > 0.0)) u = 0.0;
-    obs[i] = LoopObservation{st, std::min(u, 1.0), e.registrations()};
+    std::chrono::nanoseconds lag{0};
+    if constexpr (LagReportingExecutor<E>) {
+      if (st == ExecutorStatus::kActive) lag = e.scheduling_lag();
+    }
+    obs[i] = LoopObservation{st, std::min(u, 1.0), e.registrations(), lag};
   }
 
   d = policy_.decide(obs);
@@ -347,7 +376,10 @@ ScaleDecision UtilizationMonitor<E>::tick(Clock::time_point now) {
   {
     detail::MutexLock lock(mu_);
     statuses_ = std::move(statuses);
-    for (std::size_t i = 0; i < n; ++i) utilizations_[i] = obs[i].utilization;
+    for (std::size_t i = 0; i < n; ++i) {
+      utilizations_[i] = obs[i].utilization;
+      lags_[i] = obs[i].lag;
+    }
     ++stats_.ticks;
     if (!d.wake.empty()) ++stats_.scale_ups;
     if (!d.suspend.empty() || !d.drain.empty()) ++stats_.scale_downs;
