@@ -310,9 +310,9 @@ void ScalingPolicy::decide_target(std::span<const LoopObservation> obs,
   const std::size_t lo = min_active();
   const std::size_t hi = max_active();
   const double raw = std::ceil(demand / c.target_utilization - kCeilSlack);
-  std::size_t level =
+  const std::size_t wanted =
       raw <= 0.0 ? 0 : static_cast<std::size_t>(std::min(raw, 1e6));
-  level = std::clamp(level, lo, hi);
+  const std::size_t level = std::clamp(wanted, lo, hi);
   d.demand = demand;
   d.target_level = level;
 
@@ -342,10 +342,10 @@ void ScalingPolicy::decide_target(std::span<const LoopObservation> obs,
                             : list(saturated));
       return;
     }
-    if (n >= hi && level > n) {
+    if (n >= hi && wanted > n) {
       d.held = HoldReason::kAtMax;
       d.reason = absl::StrFormat(
-          "held target_up at max %u (demand %.2f needs %u)", hi, demand, level);
+          "held target_up at max %u (demand %.2f needs %u)", hi, demand, wanted);
       return;
     }
   }
@@ -399,8 +399,18 @@ void ScalingPolicy::pick_victims(std::span<const LoopObservation> obs,
                                  ScaleDecision& d) {
   // Most recently woken first, then highest index: the loops that joined
   // last leave first, and the low-index core stays warm.
+  // kTarget sizes the set as a whole, so any active loop is a candidate:
+  // the idlest leave first (in steps of 5% utilization, so that jitter does
+  // not reorder loops that are equally loaded).
+  const bool by_load = config_.signal == ScaleSignal::kTarget;
+  auto bucket = [&obs](std::size_t i) {
+    return static_cast<int>(obs[i].utilization * 20.0);
+  };
   std::sort(candidates.begin(), candidates.end(),
-            [this](std::size_t a, std::size_t b) {
+            [&](std::size_t a, std::size_t b) {
+              if (by_load && bucket(a) != bucket(b)) {
+                return bucket(a) < bucket(b);
+              }
               if (loops_[a].woken_seq != loops_[b].woken_seq) {
                 return loops_[a].woken_seq > loops_[b].woken_seq;
               }

@@ -80,6 +80,25 @@ TEST(ValidateTest, RejectsNonPositiveWindow) {
   EXPECT_THAT(validate(c).message(), HasSubstr("window = -5ms"));
 }
 
+TEST(ValidateTest, RejectsTargetOutsideUnitInterval) {
+  ScalingConfig c;
+  for (double t : {0.0, -0.1, 1.5, std::nan("")}) {
+    c.target_utilization = t;
+    absl::Status s = validate(c);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << t;
+    EXPECT_THAT(s.message(), HasSubstr("target_utilization")) << t;
+  }
+  c.target_utilization = 1.0;
+  EXPECT_TRUE(validate(c).ok());
+}
+
+TEST(ValidateTest, TargetSignalParses) {
+  auto o = parse_pool_options("[scaling]\nsignal = \"target\"\n");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->scaling.signal, ScaleSignal::kTarget);
+  EXPECT_EQ(to_string(ScaleSignal::kTarget), "target");
+}
+
 TEST(ValidateTest, RejectsZeroRampDown) {
   ScalingConfig c;
   c.max_ramp_down_step = 0;
@@ -159,6 +178,7 @@ max_ramp_up_step = 2
 max_ramp_down_step = 3
 scale_down_cooldown_cycles = 5
 signal = "average"
+target_utilization = 0.6
 drain_connected_loops = false
 [metrics]
 enabled = true
@@ -178,6 +198,7 @@ file_mode = 0o660
   EXPECT_EQ(o->scaling.max_ramp_down_step, 3u);
   EXPECT_EQ(o->scaling.scale_down_cooldown_cycles, 5u);
   EXPECT_EQ(o->scaling.signal, ScaleSignal::kAverage);
+  EXPECT_EQ(o->scaling.target_utilization, 0.6);
   EXPECT_FALSE(o->scaling.drain_connected_loops);
   EXPECT_TRUE(o->metrics.enabled);
   EXPECT_EQ(o->metrics.shm_path, "/dev/shm/x");
@@ -284,6 +305,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"scaling", "max_ramp_down_step", "0"},
         BadValue{"scaling", "scale_down_cooldown_cycles", "true"},
         BadValue{"scaling", "signal", "\"median\""},
+        BadValue{"scaling", "target_utilization", "0"},
+        BadValue{"scaling", "target_utilization", "1.2"},
+        BadValue{"scaling", "target_utilization", "nan"},
+        BadValue{"scaling", "target_utilization", "\"70%\""},
         BadValue{"scaling", "drain_connected_loops", "\"yes\""},
         BadValue{"metrics", "enabled", "1"},
         BadValue{"metrics", "shm_path", "\"relative/path\""},

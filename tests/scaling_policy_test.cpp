@@ -27,6 +27,7 @@ std::vector<LoopObservation> obs(std::vector<double> u, std::size_t active) {
 
 TEST(ScalingPolicyTest, SameObservationsGiveSameDecisions) {
   ScalingConfig c;
+  c.signal = ScaleSignal::kPerLoop;  // the rules under test
   c.patience_cycles = 2;
   ScalingPolicy a(c, 4), b(c, 4);
   a.baseline(obs({0, 0, 0, 0}, 2));
@@ -49,6 +50,7 @@ TEST(ScalingPolicyTest, SameObservationsGiveSameDecisions) {
 
 TEST(ScalingPolicyTest, BoundsFollowConfigAndExecutorCount) {
   ScalingConfig c;
+  c.signal = ScaleSignal::kPerLoop;  // the rules under test
   c.min_loops = 6;
   c.max_loops = 10;
   ScalingPolicy p(c, 4);
@@ -63,6 +65,7 @@ TEST(ScalingPolicyTest, BoundsFollowConfigAndExecutorCount) {
 
 TEST(ScalingPolicyTest, BaselineLoopsDoNotGetGrace) {
   ScalingConfig c;
+  c.signal = ScaleSignal::kPerLoop;  // the rules under test
   c.patience_cycles = 1;
   c.scale_down_cooldown_cycles = 0;
   ScalingPolicy p(c, 2);
@@ -73,6 +76,7 @@ TEST(ScalingPolicyTest, BaselineLoopsDoNotGetGrace) {
 
 TEST(ScalingPolicyTest, AverageStepIsNotInflatedByRounding) {
   ScalingConfig c;
+  c.signal = ScaleSignal::kPerLoop;  // the rules under test
   c.signal = ScaleSignal::kAverage;
   c.patience_cycles = 1;
   c.scale_up_threshold = 0.3;
@@ -88,6 +92,7 @@ TEST(ScalingPolicyTest, AverageStepIsNotInflatedByRounding) {
 
 TEST(ScalingPolicyTest, ShorterCooldownTakesEffectAtOnce) {
   ScalingConfig c;
+  c.signal = ScaleSignal::kPerLoop;  // the rules under test
   c.patience_cycles = 1;
   c.scale_down_cooldown_cycles = 10;
   c.max_ramp_down_step = 1;
@@ -102,6 +107,7 @@ TEST(ScalingPolicyTest, ShorterCooldownTakesEffectAtOnce) {
 
 TEST(ScalingPolicyTest, DrainingLoopsAreWokenBeforeSuspendedOnes) {
   ScalingConfig c;
+  c.signal = ScaleSignal::kPerLoop;  // the rules under test
   c.patience_cycles = 1;
   ScalingPolicy p(c, 4);
   std::vector<LoopObservation> o = obs({0.95, 0, 0, 0}, 1);

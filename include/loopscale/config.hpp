@@ -103,7 +103,7 @@ struct ScalingConfig {
   std::size_t max_ramp_down_step = 1;
   // Windows after any scaling action during which nothing scales down.
   std::size_t scale_down_cooldown_cycles = 2;
-  ScaleSignal signal = ScaleSignal::kPerLoop;
+  ScaleSignal signal = ScaleSignal::kTarget;
   // `kTarget` only: the utilization the active loops are sized to run at,
   // in (0, 1]. Between scale_down_threshold and scale_up_threshold in any
   // sensible setting: the gap up to scale_up_threshold is the hysteresis.

@@ -68,13 +68,13 @@
 //   * Up: at once when a loop is saturated; otherwise once the mean
 //     utilization D / active has stayed above scale_up_threshold for
 //     `patience_cycles` windows. The pool grows to the level (ramp limit).
-//   * Down: once the level has stayed below the active count for
-//     `patience_cycles` windows counted after the cooldown of the last
-//     action, the pool shrinks to the highest level seen in those windows
-//     (ramp limit), the most recently woken loops first. The gap between
-//     target_utilization (where a step lands) and scale_up_threshold (where
-//     the next one starts) is the hysteresis, anchored to the level the pool
-//     last scaled to.
+//   * Down: the pool shrinks to the highest level of the last
+//     kTargetLookbackFactor * patience_cycles windows (a stabilization
+//     window: the level that made it grow must age out first), once that is
+//     below the active count and the cooldown is over; ramp limit; the
+//     idlest loops leave first, then the most recently woken. The gap
+//     between target_utilization (where a step lands) and
+//     scale_up_threshold (where the next one starts) is the hysteresis.
 //
 // Thread-safety: none; the monitor serializes calls.
 
