@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -92,10 +93,40 @@ void EventLoop::resume_locked() {
           pthread_getcpuclockid(thread_.native_handle(), &cpu_clock_) == 0;
       if (ever_started_) resumes_.fetch_add(1, std::memory_order_relaxed);
       ever_started_ = true;
+      // A probe queued as the last thread left would read the time the loop
+      // spent suspended as lag: forget it.
+      probe_posted_.store(0, std::memory_order_relaxed);
+      last_lag_.store(0, std::memory_order_relaxed);
       break;
   }
   ++epoch_;
   state_.store(LoopState::kActive);
+}
+
+std::chrono::nanoseconds EventLoop::scheduling_lag() {
+  const std::int64_t now = Clock::now().time_since_epoch().count();
+  detail::MutexLock lock(mu_);
+  std::int64_t lag = last_lag_.load(std::memory_order_relaxed);
+  const std::int64_t posted = probe_posted_.load(std::memory_order_relaxed);
+  if (posted != 0) {
+    lag = std::max(lag, now - posted);
+  } else if (state_.load() == LoopState::kActive) {
+    // mu_ orders this against the thread leaving: an active loop has a
+    // thread, and a suspension started after this post waits for the probe.
+    const std::int64_t stamp = now == 0 ? 1 : now;
+    probe_posted_.store(stamp, std::memory_order_relaxed);
+    asio::post(ctx_, [this, stamp] {
+      const std::int64_t ran = Clock::now().time_since_epoch().count();
+      std::int64_t expected = stamp;
+      if (probe_posted_.compare_exchange_strong(expected, 0,
+                                                std::memory_order_relaxed)) {
+        last_lag_.store(ran - stamp, std::memory_order_relaxed);
+      }
+    });
+  }
+  lag = std::max<std::int64_t>(lag, 0);
+  reported_lag_.store(lag, std::memory_order_relaxed);
+  return std::chrono::nanoseconds(lag);
 }
 
 bool EventLoop::try_suspend() {

@@ -122,6 +122,7 @@ PoolStats LoopPool::stats() const {
     l.suspensions = loop->suspensions();
     l.resumes = loop->resumes();
     l.cpu_time = loop->cpu_time();
+    l.scheduling_lag = m.lags[l.index];
     s.loops.push_back(l);
   }
   return s;

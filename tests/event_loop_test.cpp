@@ -12,6 +12,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 
+#include "loopscale/utilization_monitor.hpp"
 #include "support/wait.hpp"
 
 namespace loopscale {
@@ -359,6 +360,66 @@ TEST(EventLoopTest, AThrowingHandlerDoesNotStopTheLoop) {
   asio::post(loop.get_executor(), [&] { after = true; });
   EXPECT_TRUE(eventually([&] { return after.load(); }));
   EXPECT_EQ(loop.state(), LoopState::kActive);
+}
+
+}  // namespace
+}  // namespace loopscale
+
+namespace loopscale {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::eventually;
+
+static_assert(LagReportingExecutor<EventLoop>);
+
+TEST(EventLoopLagTest, ProbeStuckBehindAHandlerReadsItsWaitSoFarThenItsWait) {
+  EventLoop loop;
+  loop.start();
+  std::atomic<bool> started{false};
+  std::atomic<bool> release{false};
+  asio::post(loop.get_executor(), [&] {
+    started = true;
+    while (!release) std::this_thread::yield();
+  });
+  ASSERT_TRUE(eventually([&] { return started.load(); }));
+  EXPECT_EQ(loop.scheduling_lag(), 0ns);  // posts the probe behind it
+  // The probe in flight reads its age: the loop is late now.
+  EXPECT_TRUE(eventually([&] { return loop.scheduling_lag() >= 100ms; }));
+  release = true;
+  // Once it ran, the reading is its whole wait, and it stays.
+  ASSERT_TRUE(eventually([&] { return !loop.activity().busy_now; }));
+  const auto waited = loop.scheduling_lag();
+  EXPECT_GE(waited, 100ms);
+  EXPECT_EQ(loop.last_scheduling_lag(), waited);
+  // An idle loop runs the next probe at once: the reading comes back down.
+  EXPECT_TRUE(eventually([&] { return loop.scheduling_lag() < 50ms; }));
+  loop.stop();
+}
+
+TEST(EventLoopLagTest, ProbeIsNotAHandlerAndDoesNotWakeASuspendedLoop) {
+  EventLoop loop;
+  loop.start();
+  ASSERT_TRUE(loop.try_suspend());
+  ASSERT_TRUE(eventually([&] { return loop.state() == LoopState::kSuspended; }));
+  const auto handlers = loop.activity().handlers;
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(loop.scheduling_lag(), 0ns);
+  EXPECT_EQ(loop.state(), LoopState::kSuspended);
+  EXPECT_EQ(loop.activity().handlers, handlers);
+  loop.stop();
+}
+
+TEST(EventLoopLagTest, ASuspendingLoopRunsItsProbeAndStillSuspends) {
+  EventLoop loop;
+  loop.start();
+  for (int i = 0; i < 100; ++i) {
+    loop.scheduling_lag();
+    ASSERT_TRUE(loop.try_suspend());
+    ASSERT_TRUE(
+        eventually([&] { return loop.state() == LoopState::kSuspended; }));
+    loop.resume();
+  }
+  loop.stop();
 }
 
 }  // namespace

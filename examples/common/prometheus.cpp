@@ -5,7 +5,7 @@ namespace loopscale::prometheus {
 std::string pool_metrics(const PoolStats& stats) {
   Family active(kPoolActiveLoops), size(kPoolLoops), ups(kPoolScaleUps),
       downs(kPoolScaleDowns), state(kLoopState), util(kLoopUtilization), busy(kLoopBusy),
-      handlers(kLoopHandlers), regs(kLoopRegistrations);
+      handlers(kLoopHandlers), regs(kLoopRegistrations), lag(kLoopSchedulingLag);
   const std::string pool = absl::StrCat("pool=\"", label_value(stats.name), "\"");
   active.add(pool, static_cast<double>(stats.active_count));
   size.add(pool, static_cast<double>(stats.size));
@@ -22,9 +22,11 @@ std::string pool_metrics(const PoolStats& stats) {
     busy.add(labels, std::chrono::duration<double>(l.busy).count());
     handlers.add(labels, static_cast<double>(l.handlers));
     regs.add(labels, static_cast<double>(l.registrations));
+    lag.add(labels, std::chrono::duration<double>(l.scheduling_lag).count());
   }
   std::string out;
-  for (const Family* f : {&active, &size, &ups, &downs, &state, &util, &busy, &handlers, &regs}) {
+  for (const Family* f : {&active, &size, &ups, &downs, &state, &util, &busy, &handlers, &regs,
+                          &lag}) {
     f->append_to(out);
   }
   return out;

@@ -89,6 +89,9 @@ inline constexpr FamilySpec kLoopCpu{"loopscale_loop_cpu_seconds_total", "counte
                                      "CPU time of the loop's threads."};
 inline constexpr FamilySpec kLoopSuspensions{"loopscale_loop_suspensions_total", "counter",
                                              "Times the loop gave its thread back."};
+inline constexpr FamilySpec kLoopSchedulingLag{
+    "loopscale_loop_scheduling_lag_seconds", "gauge",
+    "How long the monitor's last probe waited in the loop's queue."};
 inline constexpr FamilySpec kLoopResumes{"loopscale_loop_resumes_total", "counter",
                                          "Times the loop was given a fresh thread."};
 

@@ -122,7 +122,8 @@ std::string format_prometheus(const shm::Snapshot& snap) {
       p_ups(kPoolScaleUps), p_downs(kPoolScaleDowns), p_stale(kPoolStale);
   Family l_state(kLoopState), l_util(kLoopUtilization), l_busy(kLoopBusy),
       l_handlers(kLoopHandlers), l_wakeups(kLoopWakeups), l_regs(kLoopRegistrations),
-      l_cpu(kLoopCpu), l_susp(kLoopSuspensions), l_res(kLoopResumes);
+      l_cpu(kLoopCpu), l_susp(kLoopSuspensions), l_res(kLoopResumes),
+      l_lag(kLoopSchedulingLag);
 
   for (const shm::ServiceSnapshot& s : snap.services) {
     const std::string labels = absl::StrCat("service=\"", label_value(s.name), "\"");
@@ -157,13 +158,14 @@ std::string format_prometheus(const shm::Snapshot& snap) {
       l_cpu.add(ll, static_cast<double>(l.cpu_ns) / 1e9);
       l_susp.add(ll, static_cast<double>(l.suspensions));
       l_res.add(ll, static_cast<double>(l.resumes));
+      l_lag.add(ll, static_cast<double>(l.scheduling_lag_ns) / 1e9);
     }
   }
   std::string out;
   for (const Family* f :
        {&s_procs, &s_loops, &s_active, &s_util, &p_active, &p_min, &p_max,
         &p_ups, &p_downs, &p_stale, &l_state, &l_util, &l_busy, &l_handlers,
-        &l_wakeups, &l_regs, &l_cpu, &l_susp, &l_res}) {
+        &l_wakeups, &l_regs, &l_cpu, &l_susp, &l_res, &l_lag}) {
     f->append_to(out);
   }
   return out;
@@ -205,13 +207,15 @@ std::string format_table(const shm::Snapshot& snap, const std::string& path,
     if (!p.last_decision.empty()) {
       absl::StrAppendFormat(&out, "  last: %s\n", cut(p.last_decision, 100));
     }
-    absl::StrAppendFormat(&out, "  %4s %-10s %-22s %6s %10s %12s %6s\n", "LOOP",
-                          "STATE", "UTILIZATION", "", "BUSY", "HANDLERS", "CONNS");
+    absl::StrAppendFormat(&out, "  %4s %-10s %-22s %6s %10s %12s %6s %8s\n",
+                          "LOOP", "STATE", "UTILIZATION", "", "BUSY", "HANDLERS",
+                          "CONNS", "LAG");
     for (const shm::LoopSnapshot& l : p.loops) {
-      absl::StrAppendFormat(&out, "  %4u %-10s %-22s %5.1f%% %10s %12u %6u\n",
+      absl::StrAppendFormat(&out, "  %4u %-10s %-22s %5.1f%% %10s %12u %6u %6.1fms\n",
                             l.index, l.state_name, bar(l.utilization, 20),
                             100.0 * l.utilization, seconds(l.busy_ns), l.handlers,
-                            l.registrations);
+                            l.registrations,
+                            static_cast<double>(l.scheduling_lag_ns) / 1e6);
     }
   }
   return out;

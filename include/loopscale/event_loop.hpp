@@ -196,6 +196,21 @@ class alignas(detail::kCacheLine) EventLoop {
   // the hot path).
   std::chrono::nanoseconds cpu_time() const;
 
+  // Scheduling lag (LagReportingExecutor, utilization_monitor.hpp): returns
+  // how long the last probe waited in the loop's queue before it ran, or how
+  // long the probe in flight has waited so far if that is longer (a loop
+  // stuck in a long handler reads as late now, not when it is done), and
+  // posts the next probe if none is in flight and the loop is kActive. The
+  // monitor calls it once per tick; any thread may. The probe goes straight
+  // to the io_context: it is not counted as a handler or as busy time, and
+  // it neither wakes a suspended loop nor cancels a suspension (a suspending
+  // loop runs it before its thread leaves). A resumed loop starts from zero.
+  std::chrono::nanoseconds scheduling_lag();
+  // Returns what `scheduling_lag()` last returned, without probing.
+  std::chrono::nanoseconds last_scheduling_lag() const noexcept {
+    return std::chrono::nanoseconds(reported_lag_.load(std::memory_order_relaxed));
+  }
+
   // Returns how many times a suspended loop was given a fresh thread (the
   // first start is not counted).
   std::uint64_t resumes() const noexcept {
@@ -257,6 +272,12 @@ class alignas(detail::kCacheLine) EventLoop {
   alignas(detail::kCacheLine) std::atomic<std::size_t> registrations_{0};
   std::atomic<std::uint64_t> suspensions_{0};
   std::atomic<std::uint64_t> resumes_{0};
+  // The probe in flight: when it was posted (Clock ticks since the epoch),
+  // 0 if none. The probe clears it when it runs, if it is still its own.
+  std::atomic<std::int64_t> probe_posted_{0};
+  // The wait of the last probe that ran, and the last value reported.
+  std::atomic<std::int64_t> last_lag_{0};
+  std::atomic<std::int64_t> reported_lag_{0};
   // Set by the loop's thread when the stop marker ran.
   std::atomic<bool> stop_marker_ran_{false};
 

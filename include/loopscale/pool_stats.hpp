@@ -37,6 +37,9 @@ struct LoopStats {
   std::uint64_t resumes = 0;
   // CPU time of the loop's threads (user + system), every thread it had.
   std::chrono::nanoseconds cpu_time{0};
+  // How long the monitor's last probe waited before the loop ran it (or has
+  // waited so far): the delay new work sees. Zero while suspended.
+  std::chrono::nanoseconds scheduling_lag{0};
 };
 
 // A pool's figures at one instant.

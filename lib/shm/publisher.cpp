@@ -186,7 +186,11 @@ absl::StatusOr<std::unique_ptr<Publisher::Mapping>> Publisher::map_file(
     return path_error(path, "records are smaller than this version writes");
   }
   for (const FieldSpec& spec : kSchema) {
-    if (m->layout.find(spec.record, spec.name)->offset != spec.offset) {
+    const auto* f = m->layout.find(spec.record, spec.name);
+    // A field newer than the file is written into its reserved space, which
+    // its readers ignore.
+    if (f == nullptr) continue;
+    if (f->offset != spec.offset) {
       return path_error(path, absl::StrCat("field \"", std::string(spec.name),
                                            "\" is at another offset than this "
                                            "version writes"));
@@ -398,6 +402,7 @@ void Publisher::write_locked(const PoolStats& stats) {
     r.registrations = l.registrations;
     r.utilization = l.utilization;
     r.cpu_ns = static_cast<std::uint64_t>(l.cpu_time.count());
+    r.scheduling_lag_ns = static_cast<std::uint64_t>(l.scheduling_lag.count());
     r.suspensions = l.suspensions;
     r.resumes = l.resumes;
     std::memcpy(image_.data() + slots + i * map_->layout.loop_slot_size, &r,

@@ -81,6 +81,7 @@ struct Resolved {
     cpu_ns = loop("cpu_ns");
     suspensions = loop("suspensions");
     resumes = loop("resumes");
+    scheduling_lag_ns = loop("scheduling_lag_ns");  // null in 1.0 files
     for (const Field& f : layout.schema) {
       if (f.type == FieldType::kString) continue;
       (f.record == Record::kSegment ? segment_numbers : loop_numbers).push_back(&f);
@@ -91,7 +92,7 @@ struct Resolved {
       *scale_downs, *window_ns, *scale_down_threshold, *scale_up_threshold,
       *last_rule, *last_decision;
   const Field *index, *state, *utilization, *busy_ns, *handlers, *wakeups,
-      *registrations, *cpu_ns, *suspensions, *resumes;
+      *registrations, *cpu_ns, *suspensions, *resumes, *scheduling_lag_ns;
   // Every numeric field of each record, in schema order.
   std::vector<const Field*> segment_numbers, loop_numbers;
 };
@@ -166,6 +167,9 @@ absl::Status decode(const std::byte* seg, const detail::SegmentExtent& s,
     l.cpu_ns = get_u64(slot, *r.cpu_ns);
     l.suspensions = get_u64(slot, *r.suspensions);
     l.resumes = get_u64(slot, *r.resumes);
+    if (r.scheduling_lag_ns != nullptr) {
+      l.scheduling_lag_ns = get_u64(slot, *r.scheduling_lag_ns);
+    }
     l.figures = figures_of(slot, r.loop_numbers);
     p.loops.push_back(std::move(l));
   }

@@ -62,6 +62,7 @@ TEST(PublisherTest, CreatesThePrivateFileAndShowsThePool) {
     EXPECT_EQ(l.wakeups, 8u);
     EXPECT_EQ(l.registrations, i);
     EXPECT_EQ(l.cpu_ns, 70u);
+    EXPECT_EQ(l.scheduling_lag_ns, 49u);
     EXPECT_DOUBLE_EQ(l.utilization, static_cast<double>(i % 4) / 4.0);
     EXPECT_EQ(l.state_name, i < 2 ? "active" : "suspended");
   }

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
+
 #include "loopscale/shm/layout.hpp"
 #include "loopscale/shm/publisher.hpp"
 #include "support/shm_file.hpp"
@@ -68,7 +70,32 @@ TEST_F(CorruptFileTest, UnknownMajorVersion) {
   std::uint32_t major = 2;
   std::memcpy(bytes() + offsetof(FileHeader, version_major), &major, 4);
   EXPECT_THAT(parse().status().message(),
-              HasSubstr("unsupported metrics file version 2.0"));
+              HasSubstr(absl::StrCat("unsupported metrics file version 2.",
+                                     kVersionMinor)));
+}
+
+// A file written by format 1.0 lacks `scheduling_lag_ns` (the last schema
+// row): it still reads, with the lag at zero.
+TEST_F(CorruptFileTest, FormatOneZeroFilesStillRead) {
+  ASSERT_EQ(kSchema.back().name, "scheduling_lag_ns");
+  ASSERT_EQ(kSchema.back().since_minor, 1u);
+  std::uint32_t minor = 0;
+  std::memcpy(bytes() + offsetof(FileHeader, version_minor), &minor, 4);
+  put(offsetof(FileHeader, schema_count), kSchema.size() - 1);
+  auto snap = parse();
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  EXPECT_EQ(snap->version_minor, 0u);
+  ASSERT_FALSE(snap->processes.empty());
+  for (const auto& l : snap->processes[0].loops) {
+    EXPECT_EQ(l.scheduling_lag_ns, 0u);
+  }
+}
+
+// A 1.1 file must have the field.
+TEST_F(CorruptFileTest, FormatOneOneWithoutLagIsCorrupt) {
+  put(offsetof(FileHeader, schema_count), kSchema.size() - 1);
+  EXPECT_THAT(parse().status().message(),
+              HasSubstr("lacks the loop field \"scheduling_lag_ns\""));
 }
 
 TEST_F(CorruptFileTest, WrongByteOrder) {

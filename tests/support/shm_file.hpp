@@ -82,6 +82,7 @@ inline PoolStats stats_at(std::string name, std::size_t loops, std::uint64_t k) 
     l.suspensions = k;
     l.resumes = k;
     l.cpu_time = std::chrono::nanoseconds(k * 10);
+    l.scheduling_lag = std::chrono::nanoseconds(k * 7);
     s.loops.push_back(l);
   }
   return s;

@@ -56,7 +56,8 @@ inline constexpr std::array<char, 8> kMagic = {'L', 'O', 'O', 'P',
 // A reader refuses any other major version; a minor version only appends
 // fields (in reserved space or by larger records) and never moves one.
 inline constexpr std::uint32_t kVersionMajor = 1;
-inline constexpr std::uint32_t kVersionMinor = 0;
+// 1.1 added the loop field `scheduling_lag_ns`.
+inline constexpr std::uint32_t kVersionMinor = 1;
 // Written as a native u64: a reader that sees other bytes has the wrong
 // byte order.
 inline constexpr std::uint64_t kByteOrderMark = 0x0102030405060708ULL;
@@ -152,7 +153,8 @@ struct LoopRecord {
   std::uint64_t cpu_ns;         // CPU time of the loop's threads
   std::uint64_t suspensions;
   std::uint64_t resumes;
-  std::uint64_t reserved[6];
+  std::uint64_t scheduling_lag_ns;  // since 1.1: the last probe's wait
+  std::uint64_t reserved[5];
 };
 
 static_assert(sizeof(FileHeader) == 128);
@@ -179,6 +181,9 @@ struct FieldSpec {
   std::uint32_t size;
   std::string_view unit;
   Aggregation aggregation;
+  // The minor version that added the field: files of an older minor lack
+  // it, and readers and writers go without it there.
+  std::uint32_t since_minor = 0;
 };
 
 #define LOOPSCALE_SHM_FIELD(rec, type, st, field, unit, agg)               \
@@ -186,6 +191,13 @@ struct FieldSpec {
     #field, Record::rec, FieldType::type,                                  \
         static_cast<std::uint32_t>(offsetof(st, field)),                   \
         static_cast<std::uint32_t>(sizeof(st::field)), unit, Aggregation::agg \
+  }
+#define LOOPSCALE_SHM_FIELD_SINCE(minor, rec, type, st, field, unit, agg)   \
+  FieldSpec {                                                              \
+    #field, Record::rec, FieldType::type,                                  \
+        static_cast<std::uint32_t>(offsetof(st, field)),                   \
+        static_cast<std::uint32_t>(sizeof(st::field)), unit,               \
+        Aggregation::agg, minor                                            \
   }
 
 // Every field a reader may use, in the order they are written to the file.
@@ -219,9 +231,11 @@ inline constexpr std::array kSchema = {
     LOOPSCALE_SHM_FIELD(kLoop, kU64, LoopRecord, cpu_ns, "ns", kSum),
     LOOPSCALE_SHM_FIELD(kLoop, kU64, LoopRecord, suspensions, "count", kSum),
     LOOPSCALE_SHM_FIELD(kLoop, kU64, LoopRecord, resumes, "count", kSum),
+    LOOPSCALE_SHM_FIELD_SINCE(1, kLoop, kU64, LoopRecord, scheduling_lag_ns, "ns", kMax),
 };
 
 #undef LOOPSCALE_SHM_FIELD
+#undef LOOPSCALE_SHM_FIELD_SINCE
 
 // Bytes of a segment with `loops` slots in a file with these record sizes,
 // rounded up to 64 so that segments start on a cache line.

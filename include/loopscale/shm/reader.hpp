@@ -79,6 +79,8 @@ struct LoopSnapshot {
   std::uint64_t cpu_ns = 0;
   std::uint64_t suspensions = 0;
   std::uint64_t resumes = 0;
+  // 0 in files of format 1.0, which lack the field.
+  std::uint64_t scheduling_lag_ns = 0;
   // Every numeric loop field of the schema, in schema order.
   std::vector<Figure> figures;
 };

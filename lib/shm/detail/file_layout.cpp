@@ -160,6 +160,7 @@ absl::StatusOr<FileLayout> parse_header(const std::byte* data,
     out.schema.push_back(std::move(f));
   }
   for (const FieldSpec& spec : kSchema) {
+    if (spec.since_minor > out.version_minor) continue;  // an older file
     const Field* f = out.find(spec.record, spec.name);
     if (f == nullptr || f->type != spec.type ||
         (spec.type != FieldType::kString && f->size != spec.size)) {
