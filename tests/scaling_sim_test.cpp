@@ -6,6 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "loopscale/config.hpp"
 #include "simulator.hpp"
 #include "trace.hpp"
 
@@ -114,6 +115,32 @@ TEST(SimulatorTest, WorkIsNeverLost) {
   const SimResult r = simulate(t, Policy::kNetty, o);
   EXPECT_GT(r.overload_seconds, 0.0);
   EXPECT_EQ(r.active_per_window.size(), 400u);
+}
+
+SimOptions preset(const std::string& name) {
+  auto o = load_pool_options(std::string(LOOPSCALE_SOURCE_DIR) +
+                             "/examples/config/" + name + ".toml");
+  EXPECT_TRUE(o.ok()) << o.status();
+  SimOptions s = default_options();
+  if (o.ok()) s.config = o->scaling;
+  return s;
+}
+
+// What each preset's comment promises, relative to the others.
+TEST(PresetTest, EachPresetWinsOnWhatItIsFor) {
+  const Trace spikes = trace("spikes");
+  const Trace ramp = trace("ramp");
+  const SimResult lat = simulate(spikes, Policy::kConfig, preset("latency"));
+  const SimResult bal = simulate(spikes, Policy::kConfig, preset("balanced"));
+  const SimResult eff = simulate(spikes, Policy::kConfig, preset("efficiency"));
+  EXPECT_LT(lat.p99_delay, bal.p99_delay);
+  EXPECT_LT(lat.peak_queued, bal.peak_queued);
+  EXPECT_LT(eff.loop_seconds, bal.loop_seconds);
+  EXPECT_LT(simulate(ramp, Policy::kConfig, preset("efficiency")).loop_seconds,
+            simulate(ramp, Policy::kConfig, preset("balanced")).loop_seconds);
+  // Balanced is the default configuration with the model's bounds.
+  ScalingConfig defaults = default_options().config;
+  EXPECT_EQ(preset("balanced").config, defaults);
 }
 
 TEST(CsvTraceTest, ParsesAndFindsEdges) {
