@@ -108,13 +108,17 @@ TEST(SimulatorTest, SameSeedSameResult) {
 }
 
 TEST(SimulatorTest, WorkIsNeverLost) {
-  // Every loop-second of demand is done by the end once the load stops.
-  SimOptions o = defaults(0);
-  Trace t = trace("step");
-  t.duration = 200;  // the step trace ends at 0.45: queues drain
-  const SimResult r = simulate(t, Policy::kNetty, o);
-  EXPECT_GT(r.overload_seconds, 0.0);
-  EXPECT_EQ(r.active_per_window.size(), 400u);
+  // Every loop-second that arrives is done or still queued; once the load
+  // falls back, the queues drain.
+  for (Policy p : {Policy::kNetty, Policy::kPerLoop, Policy::kTarget}) {
+    Trace t = trace("step_long_lived");
+    const SimResult r = simulate(t, p, defaults(0.05));
+    EXPECT_GT(r.overload_seconds, 0.0) << to_string(p);
+    EXPECT_NEAR(r.work_arrived, r.work_done + r.queued_at_end, 1e-6)
+        << to_string(p);
+    EXPECT_LT(r.queued_at_end, 1e-6) << to_string(p);
+    EXPECT_EQ(r.active_per_window.size(), 280u) << to_string(p);
+  }
 }
 
 SimOptions preset(const std::string& name) {

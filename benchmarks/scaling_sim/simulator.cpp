@@ -234,6 +234,7 @@ SimResult simulate(const Trace& trace, Policy policy,
     for (std::size_t i : active) {
       const double share = demand * dt * weight[i] / total_weight;
       delays.add(loops[i].arrive(share), share);
+      r.work_arrived += share;
     }
     double queued = 0;
     std::size_t running = 0;
@@ -291,6 +292,10 @@ SimResult simulate(const Trace& trace, Policy policy,
         if (reached) edge.needed_level = since;
       }
     }
+  }
+  for (const SimLoop& l : loops) {
+    r.work_done += l.busy;
+    r.queued_at_end += l.queue;
   }
   r.ratio = r.oracle_loop_seconds > 0 ? r.loop_seconds / r.oracle_loop_seconds
                                       : 0.0;

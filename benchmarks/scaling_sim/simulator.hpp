@@ -97,6 +97,11 @@ struct SimResult {
   // 99th percentile of the time work waited before it ran, seconds
   // (weighted by work).
   double p99_delay = 0.0;
+  // Work that arrived, work done, and work still queued at the end
+  // (loop-seconds): arrived == done + queued, nothing is lost.
+  double work_arrived = 0.0;
+  double work_done = 0.0;
+  double queued_at_end = 0.0;
   // Ticks that woke or suspended/drained loops.
   int scale_actions = 0;
   // Actions that reversed the previous one within kFlapWindows windows.
