@@ -26,7 +26,7 @@
 //   max_ramp_up_step = 0          # 0 = no limit
 //   max_ramp_down_step = 1
 //   scale_down_cooldown_cycles = 2
-//   signal = "per_loop"           # or "average", "target"
+//   signal = "target"             # or "per_loop", "average"
 //   target_utilization = 0.7      # signal = "target" only
 //   drain_connected_loops = true
 //   [metrics]
@@ -67,13 +67,13 @@ enum class ScaleSignal {
   // threshold, the pool grows to ceil(sum of utilizations / threshold) loops.
   // Ignores imbalance; sizes a step by demand.
   kAverage,
-  // A target controller: estimates the demand in loops' worth of work (the
-  // sum of utilizations, plus the growth of queued work that saturated loops
-  // reveal through their scheduling lag) and sizes the active set to run at
-  // `target_utilization`. It grows at once when loops are saturated, after
+  // The default. A target controller: estimates the demand in loops' worth
+  // of work (the sum of utilizations, with saturated loops weighted up by
+  // what their scheduling lag shows queued) and sizes the active set to run
+  // at `target_utilization`. It grows at once when a loop saturates, after
   // `patience_cycles` windows of mean utilization above
-  // `scale_up_threshold` otherwise, and shrinks after `patience_cycles`
-  // windows in which fewer loops would do. See scaling_policy.hpp and the
+  // `scale_up_threshold` otherwise, and shrinks once fewer loops would have
+  // done for 2 x `patience_cycles` windows. See scaling_policy.hpp and the
   // README's tuning guide (benchmarks/scaling_sim measures it).
   kTarget,
 };

@@ -53,7 +53,7 @@
 //     suspended loops, lowest index first.
 //
 // `kTarget` replaces the per-loop and mean streaks with a demand estimate
-// (bounds, cooldown, grace for the estimate, victims and ramps as above):
+// (bounds, cooldown, ramps, draining and which loops wake as above):
 //
 //   * Demand D, in loops' worth of work: the sum of the active loops'
 //     utilizations, except for saturated loops (u >= kSaturatedUtilization,
@@ -66,7 +66,7 @@
 //     cleared over the patience horizon.
 //   * The level: ceil(D / target_utilization), within the bounds.
 //   * Up: at once when a loop is saturated; otherwise once the mean
-//     utilization D / active has stayed above scale_up_threshold for
+//     utilization of the active loops has stayed above scale_up_threshold for
 //     `patience_cycles` windows. The pool grows to the level (ramp limit).
 //   * Down: the pool shrinks to the highest level of the last
 //     kTargetLookbackFactor * patience_cycles windows (a stabilization
@@ -83,8 +83,8 @@
 
 #include <chrono>
 #include <cstddef>
-#include <deque>
 #include <cstdint>
+#include <deque>
 #include <span>
 #include <string>
 #include <string_view>
@@ -128,7 +128,7 @@ enum class ScaleRule : std::uint8_t {
   kScaleUp,       // busy loops (or the busy mean) for patience windows
   kScaleDown,     // idle loops for patience windows
   kTargetUp,      // kTarget: demand needs more loops
-  kTargetDown,    // kTarget: demand needs fewer loops for patience windows
+  kTargetDown,    // kTarget: fewer loops would have done over the lookback
   kBelowMin,      // fewer active loops than the lower bound
   kAboveMax,      // more active loops than the upper bound
 };
@@ -198,7 +198,8 @@ inline constexpr double kSaturatedUtilization = 0.95;
 // kTarget: a saturated loop counts for this many times its utilization in
 // the demand estimate, because its queue is invisible for a window (a probe
 // posted at the last tick ran before the work piled up). Chosen with
-// benchmarks/scaling_sim: 3 keeps a 0.5 -> 5 step under 3 s of queued work.
+// benchmarks/scaling_sim: 3 keeps its 0.45 -> 4.6 step under 3 loop-seconds
+// of queued work.
 inline constexpr double kSaturationGain = 3.0;
 // kTarget: a scale-down looks back this many times `patience_cycles`
 // windows and keeps the highest level it saw (a stabilization window, as
