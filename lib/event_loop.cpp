@@ -19,18 +19,6 @@ constexpr int kOneThreadConcurrencyHint = 1;
 // Linux limits thread names to 15 characters plus the terminator.
 constexpr std::size_t kMaxThreadName = 15;
 
-// Handlers that throw are reported and the loop goes on (see event_loop.hpp).
-void report_handler_exception(std::size_t index) noexcept {
-  try {
-    throw;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "loopscale: loop %zu: a handler threw: %s\n", index,
-                 e.what());
-  } catch (...) {
-    std::fprintf(stderr, "loopscale: loop %zu: a handler threw\n", index);
-  }
-}
-
 void name_this_thread(std::size_t index) {
   std::string name = "loopscale-" + std::to_string(index);
   if (name.size() > kMaxThreadName) name.resize(kMaxThreadName);
@@ -53,6 +41,18 @@ std::string_view to_string(LoopState state) noexcept {
       return "stopped";
   }
   return "unknown";
+}
+
+// Handlers that throw are reported and the loop goes on (see event_loop.hpp).
+void EventLoop::report_handler_exception() const noexcept {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "loopscale: loop %zu: a handler threw: %s\n", index_,
+                 e.what());
+  } catch (...) {
+    std::fprintf(stderr, "loopscale: loop %zu: a handler threw\n", index_);
+  }
 }
 
 EventLoop::EventLoop(std::size_t index)
@@ -216,7 +216,7 @@ void EventLoop::serve() {
       close_slice();
       return;
     } catch (...) {
-      report_handler_exception(index_);
+      report_handler_exception();
     }
   }
 }
@@ -251,7 +251,7 @@ void EventLoop::thread_main() {
     try {
       ran = ctx_.poll();
     } catch (...) {
-      report_handler_exception(index_);
+      report_handler_exception();
       ran = 1;  // a handler ran, and more may be queued behind it
     }
     close_slice();

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <asio/ip/tcp.hpp>
+#include <asio/dispatch.hpp>
 #include <asio/post.hpp>
 #include <asio/read.hpp>
 #include <asio/steady_timer.hpp>
@@ -359,6 +360,25 @@ TEST(EventLoopTest, AThrowingHandlerDoesNotStopTheLoop) {
   asio::post(loop.get_executor(), [] { throw std::runtime_error("test: boom"); });
   asio::post(loop.get_executor(), [&] { after = true; });
   EXPECT_TRUE(eventually([&] { return after.load(); }));
+  EXPECT_EQ(loop.state(), LoopState::kActive);
+}
+
+// asio::dispatch from one of the loop's handlers runs the function inline; an
+// exception from it is reported, as Asio's own executor captures it, and the
+// enclosing handler goes on.
+TEST(EventLoopTest, AThrowingDispatchedFunctionDoesNotUnwindItsCaller) {
+  EventLoop loop;
+  loop.start();
+  std::atomic<bool> caller_went_on{false};
+  std::atomic<bool> inline_ran{false};
+  asio::post(loop.get_executor(), [&] {
+    asio::dispatch(loop.get_executor(), [&] {
+      inline_ran = true;
+      throw std::runtime_error("test: boom");
+    });
+    caller_went_on = inline_ran.load();
+  });
+  EXPECT_TRUE(eventually([&] { return caller_went_on.load(); }));
   EXPECT_EQ(loop.state(), LoopState::kActive);
 }
 

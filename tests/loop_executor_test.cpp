@@ -222,5 +222,37 @@ TEST_F(LoopExecutorTest, SuspensionFinishesOnlyWhenTrackedWorkIsReleased) {
   EXPECT_TRUE(eventually([&] { return loop_.state() == LoopState::kSuspended; }));
 }
 
+TEST_F(LoopExecutorTest, ExecutorsDerivedFromATrackedOneHoldWorkToo) {
+  namespace ex = asio::execution;
+  auto work = std::make_unique<TrackedLoopExecutor>(
+      asio::require(loop_.get_executor(), ex::outstanding_work.tracked));
+  auto derived = std::make_unique<TrackedLoopExecutor>(
+      asio::require(*work, ex::blocking.never, ex::relationship.continuation));
+  ASSERT_TRUE(loop_.try_suspend());
+  work.reset();
+  EXPECT_EQ(loop_.state(), LoopState::kSuspending);
+  derived.reset();
+  EXPECT_TRUE(eventually([&] { return loop_.state() == LoopState::kSuspended; }));
+}
+
+// A tracked executor made inside a handler holds no count (see
+// loop_executor.hpp), nor do its copies made elsewhere: the loop suspends with
+// them alive, and work submitted through one still runs.
+TEST_F(LoopExecutorTest, CopiesOfATrackedExecutorMadeOnTheLoopHoldNoWork) {
+  namespace ex = asio::execution;
+  std::promise<TrackedLoopExecutor> made;
+  asio::post(loop_.get_executor(), [&] {
+    made.set_value(asio::require(loop_.get_executor(), ex::outstanding_work.tracked));
+  });
+  const TrackedLoopExecutor on_loop = made.get_future().get();
+  const TrackedLoopExecutor copy = on_loop;  // made on this thread
+  ASSERT_TRUE(loop_.try_suspend());
+  ASSERT_TRUE(eventually([&] { return loop_.state() == LoopState::kSuspended; }));
+  std::atomic<bool> ran{false};
+  asio::post(asio::require(copy, ex::blocking.never), [&] { ran = true; });
+  EXPECT_TRUE(eventually([&] { return ran.load(); }));
+  EXPECT_EQ(loop_.state(), LoopState::kActive);
+}
+
 }  // namespace
 }  // namespace loopscale

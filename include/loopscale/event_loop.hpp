@@ -234,6 +234,22 @@ class alignas(detail::kCacheLine) EventLoop {
     recorder_.count_handler();
   }
 
+  // Runs `f` inside the handler that is running on the loop's thread (a
+  // blocking.possibly submission from that thread), as a handler of its own.
+  // An exception from `f` is reported and does not unwind the enclosing
+  // handler, as Asio's own executor captures it instead of letting it unwind.
+  template <class F>
+  void run_nested(F& f) noexcept {
+    begin_handler();
+    try {
+      f();
+    } catch (...) {
+      report_handler_exception();
+    }
+  }
+  // Reports the exception being handled on stderr, naming the loop.
+  void report_handler_exception() const noexcept;
+
   // Called after work was submitted to the loop (the handler is queued or has
   // run). Only a loop that is not kActive needs attention.
   ABSL_ATTRIBUTE_ALWAYS_INLINE void after_submit() {

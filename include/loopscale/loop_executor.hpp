@@ -43,6 +43,11 @@
 // and socket operation), so the loop cannot run dry in between. This saves two
 // atomic read-modify-writes per operation. Holding such an executor does not
 // keep a loop from suspending later; submitting through it wakes the loop.
+// Whether a tracked executor counts is decided once, when it is made from an
+// untracked one: its copies (and the executors `require()` derives from it)
+// count if and only if it does, wherever they are made. Asio copies the
+// tracked executor of every operation several times on the loop's thread;
+// this keeps those copies free.
 //
 // Thread-safety: all members are safe to call from any thread. An executor
 // must not outlive its loop.
@@ -189,19 +194,19 @@ class TrackedLoopExecutor : public detail::LoopExecutorBase {
 
   TrackedLoopExecutor require(
       asio::execution::blocking_t::possibly_t) const noexcept {
-    return TrackedLoopExecutor(with(kBlockingNever, false));
+    return TrackedLoopExecutor(kCopy, with(kBlockingNever, false));
   }
   TrackedLoopExecutor require(
       asio::execution::blocking_t::never_t) const noexcept {
-    return TrackedLoopExecutor(with(kBlockingNever, true));
+    return TrackedLoopExecutor(kCopy, with(kBlockingNever, true));
   }
   TrackedLoopExecutor require(
       asio::execution::relationship_t::fork_t) const noexcept {
-    return TrackedLoopExecutor(with(kContinuation, false));
+    return TrackedLoopExecutor(kCopy, with(kContinuation, false));
   }
   TrackedLoopExecutor require(
       asio::execution::relationship_t::continuation_t) const noexcept {
-    return TrackedLoopExecutor(with(kContinuation, true));
+    return TrackedLoopExecutor(kCopy, with(kContinuation, true));
   }
   TrackedLoopExecutor require(
       asio::execution::outstanding_work_t::tracked_t) const noexcept {
@@ -225,6 +230,10 @@ class TrackedLoopExecutor : public detail::LoopExecutorBase {
   friend class LoopExecutor;
   // Takes `target` without kHoldsWork and sets it if the work was counted.
   explicit TrackedLoopExecutor(std::uintptr_t target) noexcept;
+  // A copy of the executor `target` came from, kHoldsWork included: counts
+  // one more work item if that one holds work.
+  enum CopyTag { kCopy };
+  TrackedLoopExecutor(CopyTag, std::uintptr_t target) noexcept;
   // kHoldsWork is clear when created on the loop's own thread, and once moved
   // from (the address stays, for equality).
   bool holds_work() const noexcept { return (target_ & kHoldsWork) != 0; }

@@ -60,6 +60,15 @@ inline asio::execution::relationship_t LoopExecutorBase::query(
 template <class Function>
 void LoopExecutorBase::execute(Function&& f) const {
   EventLoop* const loop = ptr();
+  // blocking.possibly from inside one of this loop's handlers: run `f` now,
+  // as Asio's own executor would. This is the path every I/O completion takes
+  // through an any_io_executor (Asio dispatches it on the I/O executor), so it
+  // skips the wrapper and the inner executor's second thread check.
+  if ((target_ & kBlockingNever) == 0 && running_in_this_thread()) {
+    std::decay_t<Function> tmp(std::forward<Function>(f));
+    loop->run_nested(tmp);
+    return;
+  }
   LoopInvoker<std::decay_t<Function>> invoker{loop, std::forward<Function>(f)};
   const auto inner = loop->ctx_.get_executor();
   // The inner executor's type encodes its properties, hence four spellings.
@@ -99,9 +108,15 @@ inline TrackedLoopExecutor::TrackedLoopExecutor(std::uintptr_t target) noexcept
   if (ptr()->acquire_work()) target_ |= kHoldsWork;
 }
 
+inline TrackedLoopExecutor::TrackedLoopExecutor(CopyTag,
+                                                std::uintptr_t target) noexcept
+    : LoopExecutorBase(target) {
+  if (holds_work()) ptr()->acquire_work_slow();
+}
+
 inline TrackedLoopExecutor::TrackedLoopExecutor(
     const TrackedLoopExecutor& other) noexcept
-    : TrackedLoopExecutor(other.target_) {}
+    : TrackedLoopExecutor(kCopy, other.target_) {}
 
 inline TrackedLoopExecutor::TrackedLoopExecutor(
     TrackedLoopExecutor&& other) noexcept
