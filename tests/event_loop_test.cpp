@@ -6,8 +6,8 @@
 #include <stdexcept>
 #include <thread>
 
-#include <asio/ip/tcp.hpp>
 #include <asio/dispatch.hpp>
+#include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 #include <asio/read.hpp>
 #include <asio/steady_timer.hpp>
