@@ -5,20 +5,35 @@
 //   Timers        64 timers re-armed to expire at once, again and again
 // plus ResumeLatency: post to a suspended loop until the handler starts.
 //
+// Three more variants take the gaps apart, each measured against CASE/plain:
+//   CrossThread/plain-again  plain once more: the noise floor of the run;
+//   CrossThread/raw          an EventLoop fed through its raw io_context
+//                            executor: no wrapper, no per-handler accounting,
+//                            only the loop's run_one() + poll() serve loop;
+//   Timers/forwarding        a plain io_context whose timers hold a do-nothing
+//                            executor around io_context's: what Asio charges
+//                            any executor that is not its own.
+//
 // scripts/bench runs this with interleaved repetitions and prints the
-// loopscale/plain time ratio per case.
+// CASE/x : CASE/plain time ratio per case and variant.
 
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
+#include <asio/execution.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
+#include <asio/query.hpp>
+#include <asio/require.hpp>
 #include <asio/steady_timer.hpp>
 
 #include "loopscale/event_loop.hpp"
@@ -52,6 +67,58 @@ class ScaledLoop {
 
  private:
   loopscale::EventLoop loop_{0};
+};
+
+// An EventLoop fed through its raw io_context executor (bypassing loopscale).
+class RawLoop {
+ public:
+  RawLoop() { loop_.start(); }
+  asio::io_context::executor_type executor() {
+    return loop_.get_executor().get_inner_executor();
+  }
+
+ private:
+  loopscale::EventLoop loop_{0};
+};
+
+// The least an executor can be and still go into an any_io_executor: it
+// forwards everything to an io_context executor.
+template <class Inner>
+struct ForwardingExecutor {
+  Inner inner;
+
+  asio::execution_context& query(asio::execution::context_t) const noexcept {
+    return asio::query(inner, asio::execution::context);
+  }
+  asio::execution::blocking_t query(asio::execution::blocking_t) const noexcept {
+    return asio::query(inner, asio::execution::blocking);
+  }
+  auto require(asio::execution::blocking_t::never_t) const noexcept {
+    auto never = asio::require(inner, asio::execution::blocking.never);
+    return ForwardingExecutor<decltype(never)>{never};
+  }
+  template <class F>
+  void execute(F&& f) const {
+    asio::execution::execute(inner, std::forward<F>(f));
+  }
+  friend bool operator==(const ForwardingExecutor& a,
+                         const ForwardingExecutor& b) noexcept {
+    return a.inner == b.inner;
+  }
+  friend bool operator!=(const ForwardingExecutor& a,
+                         const ForwardingExecutor& b) noexcept {
+    return !(a == b);
+  }
+};
+
+class ForwardingLoop {
+ public:
+  ForwardingExecutor<asio::io_context::executor_type> executor() {
+    return {plain_.executor()};
+  }
+
+ private:
+  PlainLoop plain_;
 };
 
 // Spins until `flag` is set (the benchmark thread waits for the loop).
@@ -106,6 +173,14 @@ void BM_CrossThread(benchmark::State& state) {
     wait_for(done);
   }
   state.SetItemsProcessed(state.iterations() * kCrossThreadBatch);
+  if constexpr (std::is_same_v<Loop, ScaledLoop>) {
+    // How often the loop ran dry and blocked: per-wake-up costs (the serve
+    // loop's second pass, the slice's clock reads) spread over this many.
+    const auto activity = loop.loop().activity();
+    state.counters["handlers_per_wakeup"] =
+        static_cast<double>(activity.handlers) /
+        static_cast<double>(std::max<std::uint64_t>(activity.wakeups, 1));
+  }
 }
 
 constexpr int kTimers = 64;
@@ -214,8 +289,11 @@ BENCHMARK_TEMPLATE(BM_RepostChain, PlainLoop)->Name("RepostChain/plain")->UseRea
 BENCHMARK_TEMPLATE(BM_RepostChain, ScaledLoop)->Name("RepostChain/loopscale")->UseRealTime();
 BENCHMARK_TEMPLATE(BM_CrossThread, PlainLoop)->Name("CrossThread/plain")->UseRealTime();
 BENCHMARK_TEMPLATE(BM_CrossThread, ScaledLoop)->Name("CrossThread/loopscale")->UseRealTime();
+BENCHMARK_TEMPLATE(BM_CrossThread, PlainLoop)->Name("CrossThread/plain-again")->UseRealTime();
+BENCHMARK_TEMPLATE(BM_CrossThread, RawLoop)->Name("CrossThread/raw")->UseRealTime();
 BENCHMARK_TEMPLATE(BM_Timers, PlainLoop)->Name("Timers/plain")->UseRealTime();
 BENCHMARK_TEMPLATE(BM_Timers, ScaledLoop)->Name("Timers/loopscale")->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Timers, ForwardingLoop)->Name("Timers/forwarding")->UseRealTime();
 // The same with timers typed on the executor (no any_io_executor): Asio
 // short-cuts its own executor inside any_io_executor, not ours.
 BENCHMARK_TEMPLATE(BM_Timers, PlainLoop, TypedTimer<asio::io_context::executor_type>)->Name("TypedTimers/plain")->UseRealTime();

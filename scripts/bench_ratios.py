@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Prints loopscale/plain ratios from a Google Benchmark JSON report.
+"""Prints time ratios against plain Asio from a Google Benchmark JSON report.
 
-Benchmarks are named CASE/plain and CASE/loopscale (with Google Benchmark's
-suffixes). For each case it prints two ratios of real times over the
-repetitions, both sides taking the same statistic:
+Benchmarks are named CASE/plain, CASE/loopscale and possibly CASE/<variant>
+(with Google Benchmark's suffixes). For each CASE/x other than plain it prints
+two ratios of CASE/x's real times to CASE/plain's over the repetitions, both
+sides taking the same statistic:
 
   median  the typical run;
   min     the fastest run. Noise on a shared machine only ever adds time, so
@@ -42,18 +43,26 @@ def main(path: str) -> None:
     for k, med in aggregate_medians.items():
         stats.setdefault(k, (med, med))
 
-    print(f"{'case':<14} {'plain':>11} {'loopscale':>11} {'median':>7}"
-          f" {'min':>7}   (times are medians; ratios loopscale/plain)")
-    for (case, impl), (med, fastest) in sorted(stats.items()):
-        if impl != "plain" or (case, "loopscale") not in stats \
-                or (case, impl) in counters:
+    # Every CASE/x is compared with CASE/plain: loopscale first, then the
+    # variants that take a gap apart (see the benchmark's header comment).
+    def order(impl: str):
+        return (impl != "loopscale", impl)
+
+    print(f"{'case':<14} {'vs plain':<12} {'plain':>11} {'it':>11} {'median':>7}"
+          f" {'min':>7}   (times are medians; ratios it/plain)")
+    paired = set()
+    for case in sorted({c for c, _ in stats}):
+        if (case, "plain") not in stats:
             continue
-        ours_med, ours_min = stats[(case, "loopscale")]
-        print(f"{case:<14} {fmt(med):>11} {fmt(ours_med):>11}"
-              f" {ours_med / med:>7.3f} {ours_min / fastest:>7.3f}")
+        med, fastest = stats[(case, "plain")]
+        for impl in sorted((i for c, i in stats if c == case and i != "plain"
+                            and (c, i) not in counters), key=order):
+            its_med, its_min = stats[(case, impl)]
+            paired.update({(case, "plain"), (case, impl)})
+            print(f"{case:<14} {impl:<12} {fmt(med):>11} {fmt(its_med):>11}"
+                  f" {its_med / med:>7.3f} {its_min / fastest:>7.3f}")
     for (case, impl), (med, _) in sorted(stats.items()):
-        if impl != "plain" and (case, "plain") not in stats \
-                and (case, impl) not in counters:
+        if (case, impl) not in paired and (case, impl) not in counters:
             print(f"{case + '/' + impl:<24} {fmt(med):>12}")
     for (case, impl), samples in sorted(counters.items()):
         p50 = statistics.median(s[0] for s in samples)
