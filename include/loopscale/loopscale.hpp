@@ -13,6 +13,7 @@
 #include "loopscale/clock.hpp"
 #include "loopscale/config.hpp"
 #include "loopscale/event_loop.hpp"
+#include "loopscale/io.hpp"
 #include "loopscale/loop_executor.hpp"
 #include "loopscale/loop_pool.hpp"
 #include "loopscale/pool_stats.hpp"
