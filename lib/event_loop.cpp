@@ -198,6 +198,11 @@ void EventLoop::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void EventLoop::open_slice() noexcept {
+  in_slice_ = true;
+  recorder_.mark_busy(Clock::now());
+}
+
 void EventLoop::close_slice() noexcept {
   if (in_slice_) {
     recorder_.mark_idle(Clock::now());

@@ -46,6 +46,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "absl/base/attributes.h"
 #include "loopscale/clock.hpp"
 #include "loopscale/detail/seqlock.hpp"
 
@@ -102,7 +103,7 @@ class ActivityRecorder {
 
   // Counts one handler. A plain load and store, not a read-modify-write: there
   // is one writer, and this runs once per handler. Writer only.
-  void count_handler() noexcept {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void count_handler() noexcept {
     handlers_.store(handlers_.load(std::memory_order_relaxed) + 1,
                     std::memory_order_relaxed);
   }

@@ -227,10 +227,7 @@ class alignas(detail::kCacheLine) EventLoop {
   // Called at the start of every handler submitted through a LoopExecutor, on
   // the loop's thread: opens a busy slice if none is open, counts a handler.
   ABSL_ATTRIBUTE_ALWAYS_INLINE void begin_handler() noexcept {
-    if (!in_slice_) {
-      in_slice_ = true;
-      recorder_.mark_busy(Clock::now());
-    }
+    if (!in_slice_) [[unlikely]] open_slice();
     recorder_.count_handler();
   }
 
@@ -271,6 +268,9 @@ class alignas(detail::kCacheLine) EventLoop {
   void resume_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void thread_main();
   void serve();
+  // Open and close the busy slice (once per wake-up, so out of line: the
+  // handler's completion function stays small).
+  void open_slice() noexcept;
   void close_slice() noexcept;
 
   const std::size_t index_;

@@ -60,6 +60,8 @@
 #include <asio/execution.hpp>
 #include <asio/io_context.hpp>
 
+#include "absl/base/attributes.h"
+
 namespace loopscale {
 
 class EventLoop;
@@ -97,7 +99,7 @@ class LoopExecutorBase {
   // on the loop's thread; with `blocking.possibly` and a caller already on that
   // thread it runs before `execute()` returns.
   template <class Function>
-  void execute(Function&& f) const;
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void execute(Function&& f) const;
 
  protected:
   // Property bits, kept in the low bits of the loop's address (EventLoop is
@@ -105,7 +107,6 @@ class LoopExecutorBase {
   static constexpr std::uintptr_t kBlockingNever = 1;
   static constexpr std::uintptr_t kContinuation = 2;
   static constexpr std::uintptr_t kHoldsWork = 4;  // TrackedLoopExecutor only
-  static constexpr std::uintptr_t kPropertyBits = kBlockingNever | kContinuation;
   static constexpr std::uintptr_t kAllBits = 7;
 
   explicit LoopExecutorBase(std::uintptr_t target) noexcept : target_(target) {}

@@ -58,7 +58,7 @@ inline asio::execution::relationship_t LoopExecutorBase::query(
 }
 
 template <class Function>
-void LoopExecutorBase::execute(Function&& f) const {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void LoopExecutorBase::execute(Function&& f) const {
   EventLoop* const loop = ptr();
   // blocking.possibly from inside one of this loop's handlers: run `f` now,
   // as Asio's own executor would. This is the path every I/O completion takes
@@ -69,30 +69,19 @@ void LoopExecutorBase::execute(Function&& f) const {
     loop->run_nested(tmp);
     return;
   }
-  LoopInvoker<std::decay_t<Function>> invoker{loop, std::forward<Function>(f)};
-  const auto inner = loop->ctx_.get_executor();
-  // The inner executor's type encodes its properties, hence four spellings.
-  switch (target_ & kPropertyBits) {
-    case 0:
-      asio::execution::execute(inner, std::move(invoker));
-      break;
-    case kBlockingNever:
-      asio::execution::execute(
-          asio::require(inner, asio::execution::blocking.never),
-          std::move(invoker));
-      break;
-    case kContinuation:
-      asio::execution::execute(
-          asio::require(inner, asio::execution::relationship.continuation),
-          std::move(invoker));
-      break;
-    default:
-      asio::execution::execute(
-          asio::require(inner, asio::execution::blocking.never,
-                        asio::execution::relationship.continuation),
-          std::move(invoker));
-      break;
-  }
+  // Past this point the caller is not on the loop's thread, or asked for
+  // blocking.never: either way `f` is queued. One spelling of the inner
+  // executor serves every property combination. blocking.never, because the
+  // inner executor's own "already on this thread?" check would only repeat
+  // ours. The relationship bit is not passed on: Asio uses it to keep a
+  // continuation on the posting thread's private queue, which a one-thread
+  // io_context (concurrency hint 1, as every loop's) does for all posts
+  // anyway. One instantiation instead of four keeps the handler's
+  // completion function small enough for the compiler to inline Asio's
+  // recycling allocator into it.
+  asio::execution::execute(
+      asio::require(loop->ctx_.get_executor(), asio::execution::blocking.never),
+      LoopInvoker<std::decay_t<Function>>{loop, std::forward<Function>(f)});
   loop->after_submit();
 }
 
