@@ -16,12 +16,21 @@
 //
 // scripts/bench runs this with interleaved repetitions and prints the
 // CASE/x : CASE/plain time ratio per case and variant.
+//
+// `--iterations=N` (ours, not Google Benchmark's) runs every benchmark for
+// exactly N iterations and makes the benchmark thread block instead of spin
+// while it waits for the loop: scripts/bench_instructions runs cases under
+// callgrind that way and takes the difference between N = 1 and N = 3, which
+// a spinning thread's timing-dependent instruction count would blur.
 
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <thread>
 #include <type_traits>
@@ -121,10 +130,26 @@ class ForwardingLoop {
   PlainLoop plain_;
 };
 
-// Spins until `flag` is set (the benchmark thread waits for the loop).
+// True when the benchmark thread blocks rather than spins (--iterations).
+bool g_blocking_wait = false;
+
+// Waits until `flag` is set (the benchmark thread waits for the loop):
+// spinning, so that a wake-up costs the benchmark nothing, unless counting.
 void wait_for(const std::atomic<bool>& flag) {
+  if (g_blocking_wait) {
+    while (!flag.load(std::memory_order_acquire)) {
+      flag.wait(false, std::memory_order_acquire);
+    }
+    return;
+  }
   while (!flag.load(std::memory_order_acquire)) {
   }
+}
+
+// Sets `flag` and wakes a blocked wait_for().
+void set_flag(std::atomic<bool>& flag) {
+  flag.store(true, std::memory_order_release);
+  flag.notify_all();
 }
 
 template <class Executor>
@@ -134,7 +159,7 @@ struct Chain {
   std::atomic<bool>* done;
   void operator()() {
     if (--left == 0) {
-      done->store(true, std::memory_order_release);
+      set_flag(*done);
       return;
     }
     asio::post(ex, std::move(*this));
@@ -163,13 +188,26 @@ void BM_CrossThread(benchmark::State& state) {
   for (auto _ : state) {
     std::atomic<int> left{kCrossThreadBatch};
     std::atomic<bool> done{false};
+    // Counting instructions, the loop is held in a first handler until the
+    // batch is queued: how often it would run dry and block depends on how
+    // the two threads interleave, which is not what is being counted.
+    std::atomic<bool> holding{false};
+    std::atomic<bool> queued{false};
+    if (g_blocking_wait) {
+      asio::post(loop.executor(), [&] {
+        set_flag(holding);
+        wait_for(queued);
+      });
+      wait_for(holding);
+    }
     for (int i = 0; i < kCrossThreadBatch; ++i) {
       asio::post(loop.executor(), [&] {
         if (left.fetch_sub(1, std::memory_order_relaxed) == 1) {
-          done.store(true, std::memory_order_release);
+          set_flag(done);
         }
       });
     }
+    set_flag(queued);
     wait_for(done);
   }
   state.SetItemsProcessed(state.iterations() * kCrossThreadBatch);
@@ -210,7 +248,7 @@ void BM_Timers(benchmark::State& state) {
       std::atomic<bool>* done;
       void operator()(std::error_code) {
         if (--left == 0) {
-          if (running->fetch_sub(1) == 1) done->store(true);
+          if (running->fetch_sub(1) == 1) set_flag(*done);
           return;
         }
         timer->expires_at(asio::steady_timer::clock_type::now());
@@ -236,7 +274,7 @@ double time_to_start(const Executor& ex) {
   const auto posted = std::chrono::steady_clock::now();
   asio::post(ex, [&] {
     started = std::chrono::steady_clock::now();
-    ran.store(true, std::memory_order_release);
+    set_flag(ran);
   });
   wait_for(ran);
   return std::chrono::duration<double, std::micro>(started - posted).count();
@@ -285,23 +323,65 @@ void BM_WakeLatency(benchmark::State& state) {
   report_percentiles(state, std::move(samples));
 }
 
-BENCHMARK_TEMPLATE(BM_RepostChain, PlainLoop)->Name("RepostChain/plain")->UseRealTime();
-BENCHMARK_TEMPLATE(BM_RepostChain, ScaledLoop)->Name("RepostChain/loopscale")->UseRealTime();
-BENCHMARK_TEMPLATE(BM_CrossThread, PlainLoop)->Name("CrossThread/plain")->UseRealTime();
-BENCHMARK_TEMPLATE(BM_CrossThread, ScaledLoop)->Name("CrossThread/loopscale")->UseRealTime();
-BENCHMARK_TEMPLATE(BM_CrossThread, PlainLoop)->Name("CrossThread/plain-again")->UseRealTime();
-BENCHMARK_TEMPLATE(BM_CrossThread, RawLoop)->Name("CrossThread/raw")->UseRealTime();
-BENCHMARK_TEMPLATE(BM_Timers, PlainLoop)->Name("Timers/plain")->UseRealTime();
-BENCHMARK_TEMPLATE(BM_Timers, ScaledLoop)->Name("Timers/loopscale")->UseRealTime();
-BENCHMARK_TEMPLATE(BM_Timers, ForwardingLoop)->Name("Timers/forwarding")->UseRealTime();
-// The same with timers typed on the executor (no any_io_executor): Asio
-// short-cuts its own executor inside any_io_executor, not ours.
-BENCHMARK_TEMPLATE(BM_Timers, PlainLoop, TypedTimer<asio::io_context::executor_type>)->Name("TypedTimers/plain")->UseRealTime();
-BENCHMARK_TEMPLATE(BM_Timers, ScaledLoop, TypedTimer<loopscale::LoopExecutor>)->Name("TypedTimers/loopscale")->UseRealTime();
-BENCHMARK_TEMPLATE(BM_WakeLatency, PlainLoop)->Name("WakeLatency/plain")->Iterations(300)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_WakeLatency, ScaledLoop)->Name("WakeLatency/loopscale")->Iterations(300)->UseRealTime();
-BENCHMARK(BM_ResumeLatency)->Name("ResumeLatency/loopscale")->Iterations(300)->UseRealTime();
+// Registers every benchmark; `iterations` > 0 fixes their iteration count.
+void register_benchmarks(benchmark::IterationCount iterations) {
+  using benchmark::RegisterBenchmark;
+  const auto add = [&](const char* name, void (*fn)(benchmark::State&),
+                       benchmark::IterationCount fixed = 0) {
+    benchmark::internal::Benchmark* b = RegisterBenchmark(name, fn);
+    b->UseRealTime();
+    if (iterations > 0) {
+      b->Iterations(iterations);
+    } else if (fixed > 0) {
+      b->Iterations(fixed);
+    }
+  };
+  add("RepostChain/plain", BM_RepostChain<PlainLoop>);
+  add("RepostChain/loopscale", BM_RepostChain<ScaledLoop>);
+  add("CrossThread/plain", BM_CrossThread<PlainLoop>);
+  add("CrossThread/loopscale", BM_CrossThread<ScaledLoop>);
+  add("CrossThread/plain-again", BM_CrossThread<PlainLoop>);
+  add("CrossThread/raw", BM_CrossThread<RawLoop>);
+  add("Timers/plain", BM_Timers<PlainLoop>);
+  add("Timers/loopscale", BM_Timers<ScaledLoop>);
+  add("Timers/forwarding", BM_Timers<ForwardingLoop>);
+  // The same with timers typed on the executor (no any_io_executor): Asio
+  // short-cuts its own executor inside any_io_executor, not ours.
+  add("TypedTimers/plain",
+      BM_Timers<PlainLoop, TypedTimer<asio::io_context::executor_type>>);
+  add("TypedTimers/loopscale",
+      BM_Timers<ScaledLoop, TypedTimer<loopscale::LoopExecutor>>);
+  add("WakeLatency/plain", BM_WakeLatency<PlainLoop>, 300);
+  add("WakeLatency/loopscale", BM_WakeLatency<ScaledLoop>, 300);
+  add("ResumeLatency/loopscale", BM_ResumeLatency, 300);
+}
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  // Our one flag, taken out before Google Benchmark sees the rest.
+  benchmark::IterationCount iterations = 0;
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    constexpr const char kFlag[] = "--iterations=";
+    if (std::strncmp(argv[i], kFlag, sizeof(kFlag) - 1) == 0) {
+      const char* value = argv[i] + sizeof(kFlag) - 1;
+      char* end = nullptr;
+      iterations = std::strtoll(value, &end, 10);
+      if (*value == '\0' || *end != '\0' || iterations < 1) {
+        std::fprintf(stderr, "loop_bench: --iterations wants a positive integer, got '%s'\n", value);
+        return 2;
+      }
+      g_blocking_wait = true;
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  register_benchmarks(iterations);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
