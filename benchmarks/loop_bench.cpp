@@ -25,13 +25,18 @@
 
 #include <benchmark/benchmark.h>
 
+#include <unistd.h>  // gettid
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -152,6 +157,30 @@ void set_flag(std::atomic<bool>& flag) {
   flag.notify_all();
 }
 
+// Returns the kernel's id of the thread that runs `ex`'s handlers.
+template <class Executor>
+pid_t loop_thread_id(const Executor& ex) {
+  std::atomic<bool> ran{false};
+  pid_t tid = 0;
+  asio::post(ex, [&] {
+    tid = gettid();
+    set_flag(ran);
+  });
+  wait_for(ran);
+  return tid;
+}
+
+// Returns how many times thread `tid` of this process has blocked so far (its
+// voluntary context switches), or -1 if /proc does not say.
+long times_blocked(pid_t tid) {
+  std::ifstream status("/proc/self/task/" + std::to_string(tid) + "/status");
+  constexpr std::string_view kKey = "voluntary_ctxt_switches:";
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind(kKey, 0) == 0) return std::atol(line.c_str() + kKey.size());
+  }
+  return -1;
+}
+
 template <class Executor>
 struct Chain {
   Executor ex;
@@ -185,6 +214,8 @@ constexpr int kCrossThreadBatch = 10'000;
 template <class Loop>
 void BM_CrossThread(benchmark::State& state) {
   Loop loop;
+  const pid_t tid = loop_thread_id(loop.executor());
+  const long blocked_before = times_blocked(tid);
   for (auto _ : state) {
     std::atomic<int> left{kCrossThreadBatch};
     std::atomic<bool> done{false};
@@ -211,13 +242,14 @@ void BM_CrossThread(benchmark::State& state) {
     wait_for(done);
   }
   state.SetItemsProcessed(state.iterations() * kCrossThreadBatch);
-  if constexpr (std::is_same_v<Loop, ScaledLoop>) {
-    // How often the loop ran dry and blocked: per-wake-up costs (the serve
-    // loop's second pass, the slice's clock reads) spread over this many.
-    const auto activity = loop.loop().activity();
-    state.counters["handlers_per_wakeup"] =
-        static_cast<double>(activity.handlers) /
-        static_cast<double>(std::max<std::uint64_t>(activity.wakeups, 1));
+  // How often the loop thread ran dry and blocked (the same measure for every
+  // variant): each time costs a futex wait and a wake-up, and it depends on
+  // how fast the loop drains the queue against how fast it is filled.
+  const long blocked = times_blocked(tid) - blocked_before;
+  if (blocked_before >= 0 && blocked > 0) {
+    state.counters["handlers_per_block"] =
+        static_cast<double>(state.iterations() * kCrossThreadBatch) /
+        static_cast<double>(blocked);
   }
 }
 

@@ -11,8 +11,10 @@ sides taking the same statistic:
           the fastest of interleaved repetitions is the closest to what the
           code itself costs (the advice of Python's timeit, for one).
 
-Latency cases print their p50/p99 counters (medians over repetitions). A
-report with aggregates only (no per-repetition runs) gives medians for both.
+Latency cases print their p50/p99 counters (medians over repetitions), and a
+handlers_per_block counter (how many handlers the loop thread ran per time it
+blocked) is printed per variant. A report with aggregates only (no
+per-repetition runs) gives medians for both.
 """
 import json
 import statistics
@@ -27,7 +29,7 @@ def main(path: str) -> None:
     report = json.load(open(path))
     # Benchmarks with a time_unit other than ns are converted to ns.
     scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
-    runs, aggregate_medians, counters = {}, {}, {}
+    runs, aggregate_medians, counters, per_block = {}, {}, {}, {}
     for b in report["benchmarks"]:
         name = b["run_name"].split("/")
         key = (name[0], name[1] if len(name) > 1 else "")
@@ -39,6 +41,8 @@ def main(path: str) -> None:
         runs.setdefault(key, []).append(real)
         if "p50_us" in b:
             counters.setdefault(key, []).append((b["p50_us"], b["p99_us"]))
+        if "handlers_per_block" in b:
+            per_block.setdefault(key, []).append(b["handlers_per_block"])
     stats = {k: (statistics.median(v), min(v)) for k, v in runs.items()}
     for k, med in aggregate_medians.items():
         stats.setdefault(k, (med, med))
@@ -68,6 +72,9 @@ def main(path: str) -> None:
         p50 = statistics.median(s[0] for s in samples)
         p99 = statistics.median(s[1] for s in samples)
         print(f"{case + '/' + impl:<24} p50 {p50:8.1f} us   p99 {p99:8.1f} us")
+    for (case, impl), samples in sorted(per_block.items()):
+        print(f"{case + '/' + impl:<24} {statistics.median(samples):8.1f} handlers"
+              " per time the loop thread blocked")
 
 
 if __name__ == "__main__":
