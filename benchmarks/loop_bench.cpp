@@ -29,16 +29,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <thread>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -50,6 +47,9 @@
 #include <asio/require.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "loopscale/event_loop.hpp"
 
 namespace {
@@ -395,19 +395,18 @@ int main(int argc, char** argv) {
   benchmark::IterationCount iterations = 0;
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
-    constexpr const char kFlag[] = "--iterations=";
-    if (std::strncmp(argv[i], kFlag, sizeof(kFlag) - 1) == 0) {
-      const char* value = argv[i] + sizeof(kFlag) - 1;
-      char* end = nullptr;
-      iterations = std::strtoll(value, &end, 10);
-      if (*value == '\0' || *end != '\0' || iterations < 1) {
-        std::fprintf(stderr, "loop_bench: --iterations wants a positive integer, got '%s'\n", value);
-        return 2;
-      }
-      g_blocking_wait = true;
-    } else {
+    absl::string_view arg = argv[i];
+    if (!absl::ConsumePrefix(&arg, "--iterations=")) {
       argv[kept++] = argv[i];
+      continue;
     }
+    if (!absl::SimpleAtoi(arg, &iterations) || iterations < 1) {
+      std::fprintf(stderr,
+                   "loop_bench: --iterations wants a positive integer, got '%s'\n",
+                   std::string(arg).c_str());
+      return 2;
+    }
+    g_blocking_wait = true;
   }
   argc = kept;
   register_benchmarks(iterations);

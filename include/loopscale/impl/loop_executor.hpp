@@ -61,7 +61,7 @@ inline asio::execution::relationship_t LoopExecutorBase::query(
 }
 
 template <class Function>
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void LoopExecutorBase::execute(Function&& f) const {
+inline void LoopExecutorBase::execute(Function&& f) const {
   EventLoop* const loop = ptr();
   // blocking.possibly from inside one of this loop's handlers: run `f` now,
   // as Asio's own executor would. This is the path every I/O completion takes
