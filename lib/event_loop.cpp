@@ -154,7 +154,7 @@ bool EventLoop::try_suspend() {
 void EventLoop::after_submit_slow(LoopState seen) {
   // The loop's own handlers submitting to it while it winds down are its
   // remaining work: Asio's work count already holds the suspension off.
-  if (seen != LoopState::kSuspended && ctx_.get_executor().running_in_this_thread()) return;
+  if (seen != LoopState::kSuspended && on_own_thread()) return;
   resume();
 }
 
@@ -169,7 +169,7 @@ void EventLoop::release_work() noexcept {
 }
 
 void EventLoop::stop() {
-  const bool own_thread = ctx_.get_executor().running_in_this_thread();
+  const bool own_thread = on_own_thread();
   detail::MutexLock lock(mu_);
   if (!stop_requested_) {
     stop_requested_ = true;
@@ -228,6 +228,7 @@ void EventLoop::serve() {
 
 void EventLoop::thread_main() {
   name_this_thread(index_);
+  detail::enter_loop_thread(*this);
   for (;;) {
     serve();  // returns once ctx_ is stopped
     std::uint64_t epoch = 0;

@@ -305,6 +305,44 @@ TEST(EventLoopTest, WorkAfterStopIsNotRunAndDoesNotRestartTheLoop) {
   EXPECT_FALSE(ran);
 }
 
+// context() lets a user run the loop's io_context on a thread of their own.
+// That thread is not the loop's: a blocking.possibly submission from it must
+// queue, not run inline as it would on the loop's thread.
+TEST(EventLoopTest, AUsersThreadRunningTheContextIsNotTheLoopsThread) {
+  EventLoop loop;
+  loop.start();
+  loop.stop();
+  bool on_loop = true;
+  bool nested_ran_inline = true;
+  bool nested_ran = false;
+  asio::post(loop.get_executor(), [&] {
+    on_loop = loop.get_executor().running_in_this_thread();
+    asio::dispatch(loop.get_executor(), [&] { nested_ran = true; });
+    nested_ran_inline = nested_ran;
+  });
+  loop.context().restart();
+  EXPECT_EQ(loop.context().poll(), 2u);
+  EXPECT_FALSE(on_loop) << "this thread is not the loop's";
+  EXPECT_FALSE(nested_ran_inline);
+  EXPECT_TRUE(nested_ran);
+}
+
+// Inside one loop's handler, only that loop's executor reads "this thread".
+TEST(EventLoopTest, RunningInThisThreadNamesOnlyTheRunningLoop) {
+  EventLoop a(0);
+  EventLoop b(1);
+  a.start();
+  b.start();
+  std::atomic<int> seen{-1};
+  asio::post(a.get_executor(), [&] {
+    seen = (a.get_executor().running_in_this_thread() ? 1 : 0) +
+           (b.get_executor().running_in_this_thread() ? 2 : 0);
+  });
+  ASSERT_TRUE(eventually([&] { return seen.load() >= 0; }));
+  EXPECT_EQ(seen.load(), 1);
+  EXPECT_FALSE(a.get_executor().running_in_this_thread());
+}
+
 TEST(EventLoopTest, TrySuspendAndResumeAreIdempotent) {
   EventLoop loop;
   loop.start();

@@ -85,6 +85,7 @@
 #include "absl/base/attributes.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "loopscale/detail/loop_thread.hpp"
 #include "loopscale/detail/mutex.hpp"
 #include "loopscale/activity.hpp"
 #include "loopscale/clock.hpp"
@@ -224,6 +225,11 @@ class alignas(detail::kCacheLine) EventLoop {
   template <class F>
   friend struct detail::LoopInvoker;
 
+  // Returns true on the loop's thread (detail/loop_thread.hpp).
+  bool on_own_thread() const noexcept {
+    return detail::is_loop_thread_of(*this);
+  }
+
   // Called at the start of every handler submitted through a LoopExecutor, on
   // the loop's thread: opens a busy slice if none is open, counts a handler.
   ABSL_ATTRIBUTE_ALWAYS_INLINE void begin_handler() noexcept {
@@ -258,7 +264,7 @@ class alignas(detail::kCacheLine) EventLoop {
   // caller runs on the loop's thread (see loop_executor.hpp), and wakes the
   // loop. Returns whether it counted, i.e. whether release_work() is due.
   ABSL_ATTRIBUTE_ALWAYS_INLINE bool acquire_work() noexcept {
-    if (ctx_.get_executor().running_in_this_thread()) return false;
+    if (on_own_thread()) return false;
     acquire_work_slow();
     return true;
   }

@@ -83,7 +83,9 @@ class LoopExecutorBase {
   // suspension handling: work submitted through it bypasses loopscale.
   inner_executor_type get_inner_executor() const noexcept;
 
-  // Returns true if the caller runs on the loop's thread, inside a handler.
+  // Returns true if the caller runs on the loop's thread (where all code runs
+  // inside one of the loop's handlers). A thread of your own that runs the
+  // loop's `context()` is not the loop's thread: false there.
   bool running_in_this_thread() const noexcept;
 
   // Asio properties, called through asio::query.

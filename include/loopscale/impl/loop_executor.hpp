@@ -40,7 +40,7 @@ LoopExecutorBase::get_inner_executor() const noexcept {
 }
 
 inline bool LoopExecutorBase::running_in_this_thread() const noexcept {
-  return ptr()->ctx_.get_executor().running_in_this_thread();
+  return ptr()->on_own_thread();
 }
 
 inline asio::io_context& LoopExecutorBase::query(
