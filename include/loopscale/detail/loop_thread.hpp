@@ -17,9 +17,10 @@
 // Tried and rejected (2026-11-30): finding the running loop's counters here
 // as each handler starts, so that the wrapper around a queued function needs
 // no loop pointer. That took 18 of 315 instructions per handler off
-// RepostChain, and made it 15% slower in time, in every one of three builds
+// RepostChain, and made it 15-20% slower in time, in every one of four builds
 // timed against the one with the pointer; without a PMU on the machine the
-// cause could not be found.
+// cause could not be found. `scripts/bench_ab --patch
+// benchmarks/experiments/pointer_free_wrapper.patch a72c817` repeats it.
 //
 // Initial-exec TLS: an access is one load relative to the thread pointer,
 // also from code in other shared objects, not a call to __tls_get_addr. glibc
