@@ -3,6 +3,7 @@
 //   RepostChain   a handler that re-posts itself from the loop's thread
 //   CrossThread   trivial handlers posted from another thread
 //   Timers        64 timers re-armed to expire at once, again and again
+//   Coroutines    the same timers, each awaited in a loop by a coroutine
 // plus ResumeLatency: post to a suspended loop until the handler starts.
 //
 // Three more variants take the gaps apart, each measured against CASE/plain:
@@ -39,6 +40,8 @@
 #include <utility>
 #include <vector>
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/execution.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
@@ -46,6 +49,7 @@
 #include <asio/query.hpp>
 #include <asio/require.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/string_view.h"
@@ -298,6 +302,43 @@ void BM_Timers(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kTimers * kFiresPerTimer);
 }
 
+// One coroutine of BM_Coroutines: awaits its timer `fires` times, each time
+// re-armed to expire at once. `Executor` is the coroutine's executor type:
+// asio::any_io_executor (what `asio::awaitable<void>` means) or the loop's own.
+template <class Executor, class Timer>
+asio::awaitable<void, Executor> await_timer(Timer& timer, int fires,
+                                            std::atomic<int>& running,
+                                            std::atomic<bool>& done) {
+  constexpr asio::use_awaitable_t<Executor> use_awaitable;
+  for (int i = 0; i < fires; ++i) {
+    timer.expires_at(asio::steady_timer::clock_type::now());
+    co_await timer.async_wait(use_awaitable);
+  }
+  if (running.fetch_sub(1) == 1) set_flag(done);
+}
+
+// Timers as coroutines write them: every completion resumes a coroutine.
+template <class Loop, class Executor = asio::any_io_executor,
+          class Timer = asio::steady_timer>
+void BM_Coroutines(benchmark::State& state) {
+  Loop loop;
+  std::vector<std::unique_ptr<Timer>> timers;
+  for (int i = 0; i < kTimers; ++i) {
+    timers.push_back(std::make_unique<Timer>(loop.executor()));
+  }
+  for (auto _ : state) {
+    std::atomic<int> running{kTimers};
+    std::atomic<bool> done{false};
+    for (auto& t : timers) {
+      asio::co_spawn(loop.executor(),
+                     await_timer<Executor>(*t, kFiresPerTimer, running, done),
+                     asio::detached);
+    }
+    wait_for(done);
+  }
+  state.SetItemsProcessed(state.iterations() * kTimers * kFiresPerTimer);
+}
+
 // Posts one handler and returns how long it took to start, in microseconds.
 template <class Executor>
 double time_to_start(const Executor& ex) {
@@ -383,6 +424,17 @@ void register_benchmarks(benchmark::IterationCount iterations) {
       BM_Timers<PlainLoop, TypedTimer<asio::io_context::executor_type>>);
   add("TypedTimers/loopscale",
       BM_Timers<ScaledLoop, TypedTimer<loopscale::LoopExecutor>>);
+  // Coroutines: `asio::awaitable<void>` and `asio::steady_timer`, as usually
+  // spelled; TypedCoroutines: coroutine and timer typed on the executor
+  // (loopscale::awaitable and loopscale::steady_timer for the loop).
+  add("Coroutines/plain", BM_Coroutines<PlainLoop>);
+  add("Coroutines/loopscale", BM_Coroutines<ScaledLoop>);
+  add("TypedCoroutines/plain",
+      BM_Coroutines<PlainLoop, asio::io_context::executor_type,
+                    TypedTimer<asio::io_context::executor_type>>);
+  add("TypedCoroutines/loopscale",
+      BM_Coroutines<ScaledLoop, loopscale::LoopExecutor,
+                    TypedTimer<loopscale::LoopExecutor>>);
   add("WakeLatency/plain", BM_WakeLatency<PlainLoop>, 300);
   add("WakeLatency/loopscale", BM_WakeLatency<ScaledLoop>, 300);
   add("ResumeLatency/loopscale", BM_ResumeLatency, 300);

@@ -24,4 +24,10 @@
 #include "loopscale/shm/reader.hpp"
 #include "loopscale/utilization_monitor.hpp"
 
+// Coroutines typed on LoopExecutor, where the compiler has C++20 coroutines
+// (Asio's own test, made by the headers above).
+#if defined(ASIO_HAS_CO_AWAIT)
+#include "loopscale/awaitable.hpp"
+#endif
+
 #endif  // LOOPSCALE_LOOPSCALE_HPP_
