@@ -1,7 +1,9 @@
 // echo_server: a TCP echo server on a loopscale LoopPool. The acceptor runs on
 // loop 0; each accepted socket is created on `pool.next()` (an active loop)
 // and holds a Registration while open, so the monitor drains a loop that still
-// has clients instead of suspending it under them.
+// has clients instead of suspending it under them. Sockets, acceptor and
+// coroutines are typed on the loop's executor (loopscale/io.hpp,
+// loopscale/awaitable.hpp), so completions skip any_io_executor.
 //
 //   echo_server --port 7000 [--config FILE] [--log_scaling]
 //
@@ -15,14 +17,14 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
-#include <asio/ip/tcp.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/signal_set.hpp>
-#include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "loopscale/awaitable.hpp"
+#include "loopscale/io.hpp"
 #include "loopscale/loop_pool.hpp"
 
 ABSL_FLAG(int, port, 7000, "TCP port on 127.0.0.1; 0 picks a free one");
@@ -32,26 +34,28 @@ ABSL_FLAG(bool, log_scaling, false, "print each scaling decision");
 namespace {
 
 using asio::ip::tcp;
+using loopscale::use_awaitable;
 
-asio::awaitable<void> echo(tcp::socket socket, loopscale::Registration) {
+loopscale::awaitable<void> echo(loopscale::tcp_socket socket, loopscale::Registration) {
   char buf[4096];
   for (;;) {
     std::error_code ec;
     const std::size_t n = co_await socket.async_read_some(
-        asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
     if (ec) co_return;
     co_await asio::async_write(socket, asio::buffer(buf, n),
-                               asio::redirect_error(asio::use_awaitable, ec));
+                               asio::redirect_error(use_awaitable, ec));
     if (ec) co_return;
   }
 }
 
-asio::awaitable<void> accept(tcp::acceptor& acceptor, loopscale::LoopPool& pool) {
+loopscale::awaitable<void> accept(loopscale::tcp_acceptor& acceptor,
+                                  loopscale::LoopPool& pool) {
   for (;;) {
     loopscale::LoopExecutor ex = pool.next();
-    tcp::socket socket(ex);
+    loopscale::tcp_socket socket(ex);
     std::error_code ec;
-    co_await acceptor.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
+    co_await acceptor.async_accept(socket, asio::redirect_error(use_awaitable, ec));
     if (!acceptor.is_open()) co_return;
     if (ec) continue;
     asio::co_spawn(ex, echo(std::move(socket), ex.loop().register_connection()),
@@ -86,7 +90,7 @@ int main(int argc, char** argv) {
   }
   (*pool)->start();
 
-  tcp::acceptor acceptor((*pool)->loop(0).get_executor());
+  loopscale::tcp_acceptor acceptor((*pool)->loop(0).get_executor());
   std::error_code ec;
   const tcp::endpoint endpoint(asio::ip::address_v4::loopback(),
                                static_cast<unsigned short>(absl::GetFlag(FLAGS_port)));

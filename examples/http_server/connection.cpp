@@ -6,8 +6,7 @@
 #include <vector>
 
 #include <asio/redirect_error.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/this_coro.hpp>
+#include <asio/basic_waitable_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
@@ -78,11 +77,15 @@ std::string answer(const Request& req, const Routes& routes, bool& keep_alive) {
 
 }  // namespace
 
-asio::awaitable<void> serve_connection(asio::ip::tcp::socket socket,
-                                       const Routes& routes) {
+template <class Executor>
+asio::awaitable<void, Executor> serve_connection(
+    asio::basic_stream_socket<asio::ip::tcp, Executor> socket, const Routes& routes) {
+  constexpr asio::use_awaitable_t<Executor> use_awaitable;
   // Declared after the socket, so destroyed first: its pending wait is then
   // aborted and the handler never touches the socket.
-  asio::steady_timer idle(socket.get_executor());
+  asio::basic_waitable_timer<std::chrono::steady_clock,
+                             asio::wait_traits<std::chrono::steady_clock>, Executor>
+      idle(socket.get_executor());
   auto arm_idle = [&] {
     idle.expires_after(routes.idle_timeout);
     idle.async_wait([&socket](std::error_code ec) {
@@ -97,7 +100,7 @@ asio::awaitable<void> serve_connection(asio::ip::tcp::socket socket,
     arm_idle();
     std::error_code ec;
     const std::size_t n = co_await socket.async_read_some(
-        asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
     if (ec) break;
     requests.clear();
     const RequestParser::Status status = parser.feed(buf.data(), n, requests);
@@ -116,7 +119,7 @@ asio::awaitable<void> serve_connection(asio::ip::tcp::socket socket,
     }
     if (!out.empty()) {
       co_await asio::async_write(socket, asio::buffer(out),
-                                 asio::redirect_error(asio::use_awaitable, ec));
+                                 asio::redirect_error(use_awaitable, ec));
       if (ec) break;
     }
     if (!keep_alive) {
@@ -124,14 +127,14 @@ asio::awaitable<void> serve_connection(asio::ip::tcp::socket socket,
       // still sends (the rest of an oversized request) until it closes or a
       // second passes, so the kernel does not answer it with a reset that
       // could destroy the response before the client reads it.
-      socket.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+      socket.shutdown(asio::socket_base::shutdown_send, ec);
       idle.expires_after(std::chrono::seconds(1));
       idle.async_wait([&socket](std::error_code e) {
         if (!e) socket.close();
       });
       while (!ec) {
         co_await socket.async_read_some(asio::buffer(buf),
-                                        asio::redirect_error(asio::use_awaitable, ec));
+                                        asio::redirect_error(use_awaitable, ec));
       }
       break;
     }
@@ -140,5 +143,11 @@ asio::awaitable<void> serve_connection(asio::ip::tcp::socket socket,
   std::error_code ignored;
   socket.close(ignored);
 }
+
+template asio::awaitable<void, LoopExecutor> serve_connection(
+    asio::basic_stream_socket<asio::ip::tcp, LoopExecutor>, const Routes&);
+template asio::awaitable<void, asio::io_context::executor_type> serve_connection(
+    asio::basic_stream_socket<asio::ip::tcp, asio::io_context::executor_type>,
+    const Routes&);
 
 }  // namespace loopscale::http

@@ -8,6 +8,11 @@
 // coroutine runs on the socket's executor, i.e. on one loop, so everything it
 // does (including `/work`) counts as that loop's busy time.
 //
+// Socket, timer and coroutine are typed on the executor (a loopscale
+// `LoopExecutor`, or a plain `io_context`'s for the baseline), not on
+// `any_io_executor`: Asio short-cuts only its own executor in there, and the
+// comparison would charge loopscale for that (loopscale/awaitable.hpp).
+//
 // Routes:
 //   GET /                  200, a line of text
 //   GET /work?ms=N         200 after keeping the loop busy for N ms (0..10000):
@@ -24,7 +29,11 @@
 #include <string>
 
 #include <asio/awaitable.hpp>
+#include <asio/basic_stream_socket.hpp>
+#include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+
+#include "loopscale/loop_executor.hpp"
 
 namespace loopscale::http {
 
@@ -36,8 +45,16 @@ struct Routes {
 };
 
 // Serves `socket` until it closes. `routes` must outlive the coroutine.
-asio::awaitable<void> serve_connection(asio::ip::tcp::socket socket,
-                                       const Routes& routes);
+// Defined for the two executors below.
+template <class Executor>
+asio::awaitable<void, Executor> serve_connection(
+    asio::basic_stream_socket<asio::ip::tcp, Executor> socket, const Routes& routes);
+
+extern template asio::awaitable<void, LoopExecutor> serve_connection(
+    asio::basic_stream_socket<asio::ip::tcp, LoopExecutor>, const Routes&);
+extern template asio::awaitable<void, asio::io_context::executor_type> serve_connection(
+    asio::basic_stream_socket<asio::ip::tcp, asio::io_context::executor_type>,
+    const Routes&);
 
 }  // namespace loopscale::http
 

@@ -24,11 +24,14 @@
 #include <asio/signal_set.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <future>
+
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
 #include "connection.hpp"
+#include "loopscale/awaitable.hpp"
 #include "loopscale/loop_pool.hpp"
 #include "prometheus.hpp"
 
@@ -56,6 +59,8 @@ int fail(const std::string& message, int code) {
 // would write without loopscale.
 class PlainPool {
  public:
+  using executor_type = asio::io_context::executor_type;
+
   explicit PlainPool(std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) {
       contexts_.push_back(std::make_unique<asio::io_context>(1));
@@ -64,10 +69,8 @@ class PlainPool {
     for (auto& c : contexts_) threads_.emplace_back([&c] { c->run(); });
   }
   ~PlainPool() { stop(); }
-  asio::any_io_executor next() {
-    return contexts_[next_++ % contexts_.size()]->get_executor();
-  }
-  asio::any_io_executor first() { return contexts_[0]->get_executor(); }
+  executor_type next() { return contexts_[next_++ % contexts_.size()]->get_executor(); }
+  executor_type first() { return contexts_[0]->get_executor(); }
   void stop() {
     for (auto& c : contexts_) c->stop();
     for (auto& t : threads_) {
@@ -78,25 +81,74 @@ class PlainPool {
 
  private:
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
-  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  std::vector<asio::executor_work_guard<executor_type>> guards_;
   std::vector<std::thread> threads_;
   std::size_t next_ = 0;  // only the acceptor's thread uses it
 };
 
-// Accepts on `acceptor` and serves each connection on `pick()`'s executor.
-template <class Pick, class OnAccept>
-asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, Pick pick,
-                                  OnAccept on_accept,
-                                  const loopscale::http::Routes& routes) {
+template <class Executor>
+using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
+template <class Executor>
+using Socket = asio::basic_stream_socket<tcp, Executor>;
+
+// Accepts on `acceptor` and serves each connection on `pick()`'s executor,
+// with `on_accept(socket, routes)`.
+template <class Executor, class Pick, class OnAccept>
+asio::awaitable<void, Executor> accept_loop(Acceptor<Executor>& acceptor, Pick pick,
+                                            OnAccept on_accept,
+                                            const loopscale::http::Routes& routes) {
+  constexpr asio::use_awaitable_t<Executor> use_awaitable;
   for (;;) {
     std::error_code ec;
-    auto ex = pick();
-    tcp::socket socket(ex);
-    co_await acceptor.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
+    Executor ex = pick();
+    Socket<Executor> socket(ex);
+    co_await acceptor.async_accept(socket, asio::redirect_error(use_awaitable, ec));
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) continue;  // e.g. EMFILE: keep accepting
     asio::co_spawn(ex, on_accept(std::move(socket), routes), asio::detached);
   }
+}
+
+// Listens on `endpoint` with an acceptor on `accept_ex`, serves connections
+// on `pick()`'s executors until SIGINT or SIGTERM, then closes the acceptor
+// and calls `stop()` (which stops the pool) while the acceptor still exists:
+// the accept loop's last completion refers to it. Returns the exit status.
+template <class Executor, class Pick, class OnAccept, class Stop>
+int serve(Executor accept_ex, Pick pick, OnAccept on_accept,
+          const loopscale::http::Routes& routes, const tcp::endpoint& endpoint,
+          const std::string& what, Stop stop) {
+  Acceptor<Executor> acceptor(accept_ex);
+  std::error_code ec;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    stop();
+    return fail("cannot listen on " + absl::GetFlag(FLAGS_address) + ":" +
+                    std::to_string(endpoint.port()) + ": " + ec.message(),
+                1);
+  }
+  asio::co_spawn(accept_ex, accept_loop(acceptor, pick, on_accept, routes), asio::detached);
+  std::printf("listening on %s:%u (%s)\n", absl::GetFlag(FLAGS_address).c_str(),
+              acceptor.local_endpoint().port(), what.c_str());
+  std::fflush(stdout);
+
+  // Wait for SIGINT/SIGTERM on the main thread.
+  asio::io_context signals_ctx;
+  asio::signal_set signals(signals_ctx, SIGINT, SIGTERM);
+  signals.async_wait([](std::error_code, int) {});
+  signals_ctx.run();
+
+  // Closed on its own thread (an acceptor is not thread-safe).
+  std::promise<void> closed;
+  asio::post(accept_ex, [&] {
+    acceptor.close();
+    closed.set_value();
+  });
+  closed.get_future().wait();
+  stop();
+  return 0;
 }
 
 }  // namespace
@@ -154,60 +206,33 @@ int main(int argc, char** argv) {
     return out;
   };
 
-  // The acceptor lives on loop 0 (or the first io_context); sockets go to
-  // the chooser's pick.
-  asio::any_io_executor accept_ex =
-      pool ? asio::any_io_executor(pool->loop(0).get_executor()) : plain_pool->first();
-  tcp::acceptor acceptor(accept_ex);
   const tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
-  acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
-  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return fail("cannot listen on " + absl::GetFlag(FLAGS_address) + ":" +
-                    std::to_string(port) + ": " + ec.message(),
-                1);
-  }
-
-  auto serve = [](tcp::socket s, const loopscale::http::Routes& r) {
-    return loopscale::http::serve_connection(std::move(s), r);
-  };
+  int status = 0;
   if (pool) {
-    // Each connection holds a Registration on its loop while open, so the
-    // monitor drains rather than suspends a loop that still has clients.
-    auto serve_registered = [](tcp::socket s, const loopscale::http::Routes& r)
-        -> asio::awaitable<void> {
-      const asio::any_io_executor any = s.get_executor();
-      const auto* ex = any.target<loopscale::LoopExecutor>();
-      std::optional<loopscale::Registration> reg;
-      if (ex != nullptr) reg.emplace(ex->loop().register_connection());
+    // The acceptor lives on loop 0; sockets go to the chooser's pick. Each
+    // connection holds a Registration on its loop while open, so the monitor
+    // drains rather than suspends a loop that still has clients.
+    auto serve_registered = [](Socket<loopscale::LoopExecutor> s,
+                               const loopscale::http::Routes& r)
+        -> loopscale::awaitable<void> {
+      const loopscale::Registration reg = s.get_executor().loop().register_connection();
       co_await loopscale::http::serve_connection(std::move(s), r);
     };
-    asio::co_spawn(accept_ex,
-                   accept_loop(acceptor, [&pool] { return asio::any_io_executor(pool->next()); },
-                               serve_registered, routes),
-                   asio::detached);
+    status = serve(pool->loop(0).get_executor(), [&pool] { return pool->next(); },
+                   serve_registered, routes, endpoint,
+                   "loopscale, " + std::to_string(pool->size()) + " loops",
+                   [&pool] { pool->stop(); });
   } else {
-    asio::co_spawn(accept_ex,
-                   accept_loop(acceptor, [&plain_pool] { return plain_pool->next(); },
-                               serve, routes),
-                   asio::detached);
+    auto serve_plain = [](Socket<PlainPool::executor_type> s,
+                          const loopscale::http::Routes& r) {
+      return loopscale::http::serve_connection(std::move(s), r);
+    };
+    status = serve(plain_pool->first(), [&plain_pool] { return plain_pool->next(); },
+                   serve_plain, routes, endpoint,
+                   "plain, " + std::to_string(threads) + " threads",
+                   [&plain_pool] { plain_pool->stop(); });
   }
-  std::printf("listening on %s:%u (%s, %zu %s)\n", absl::GetFlag(FLAGS_address).c_str(),
-              acceptor.local_endpoint().port(), plain ? "plain" : "loopscale",
-              plain ? threads : pool->size(), plain ? "threads" : "loops");
-  std::fflush(stdout);
-
-  // Wait for SIGINT/SIGTERM on the main thread.
-  asio::io_context signals_ctx;
-  asio::signal_set signals(signals_ctx, SIGINT, SIGTERM);
-  signals.async_wait([](std::error_code, int) {});
-  signals_ctx.run();
-
-  asio::post(accept_ex, [&acceptor] { acceptor.close(); });
-  if (pool) pool->stop();
-  if (plain_pool) plain_pool->stop();
+  if (status != 0) return status;
   std::printf("stopped\n");
   return 0;
 }

@@ -75,6 +75,22 @@ def http_get(port, path):
         return recv_all(s).decode(errors="replace")
 
 
+def keep_alive_gets(port, n):
+    """Sends `n` GET / one after the other on one connection; True if each is 200."""
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s:
+        for _ in range(n):
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            resp = b""
+            while b"hello from loopscale\n" not in resp:
+                data = s.recv(4096)
+                if not data:
+                    return False
+                resp += data
+            if not resp.startswith(b"HTTP/1.1 200"):
+                return False
+    return True
+
+
 # ---- echo ---------------------------------------------------------------------
 
 proc, port = start(echo_server, "--port=0", f"--config={config}", "--log_scaling")
@@ -142,19 +158,7 @@ try:
     check(r.stdout.startswith("HTTP/1.1 200") and "hello from loopscale" in r.stdout,
           "curl GET / is 200")
 
-    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s:
-        ok = True
-        for _ in range(3):
-            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            resp = b""
-            while b"hello from loopscale\n" not in resp:
-                data = s.recv(4096)
-                if not data:
-                    ok = False
-                    break
-                resp += data
-            ok = ok and resp.startswith(b"HTTP/1.1 200")
-        check(ok, "three requests over one keep-alive connection")
+    check(keep_alive_gets(port, 3), "three requests over one keep-alive connection")
 
     with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s:
         s.sendall(b"GARBAGE \x01\x02 NOT HTTP\r\n\r\n")
@@ -216,6 +220,14 @@ try:
           "wrk runs against it without errors")
 finally:
     check(stop(proc) == 0, "http_server stops cleanly on SIGTERM")
+
+# The plain baseline of server_bench: the same server on io_context threads.
+proc, port = start(http_server, "--port=0", "--plain", "--threads=2")
+try:
+    check(keep_alive_gets(port, 2), "--plain: two requests over one keep-alive connection")
+    check("404" in http_get(port, "/nope").split("\r\n", 1)[0], "--plain: unknown path is 404")
+finally:
+    check(stop(proc) == 0, "http_server --plain stops cleanly on SIGTERM")
 
 r = subprocess.run([http_server, "--port=99999"], capture_output=True, text=True)
 check(r.returncode == 2 and "--port=99999" in r.stderr, "a bad --port is named")
