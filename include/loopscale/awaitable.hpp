@@ -35,11 +35,13 @@
 //     parent) to start one, not an `any_io_executor` or an `io_context`;
 //   * `co_await asio::this_coro::executor` yields the loop's `LoopExecutor`.
 //
-// Everything else is Asio's: exceptions, cancellation, `asio::redirect_error`
-// and `asio::as_tuple` around `loopscale::use_awaitable`. A coroutine's
-// handlers run through the loop's executor and count as its busy time, and
-// spawning one on a suspended loop resumes it, as any submission does
-// (loop_executor.hpp).
+// Everything else is Asio's: an exception leaves the coroutine through
+// `co_spawn`'s completion handler, and `asio::redirect_error` wraps
+// `loopscale::use_awaitable` as it wraps Asio's token. A coroutine's handlers
+// run through the loop's executor and count as its busy time, an operation it
+// awaits holds a suspension off like any pending operation, and spawning one
+// on a suspended loop resumes it, as any submission does (loop_executor.hpp;
+// tests/awaitable_test.cpp).
 
 #ifndef LOOPSCALE_AWAITABLE_HPP_
 #define LOOPSCALE_AWAITABLE_HPP_

@@ -57,6 +57,8 @@
 
 #include <cstdint>
 
+#include "loopscale/detail/asio_config.hpp"
+
 #include <asio/execution.hpp>
 #include <asio/io_context.hpp>
 

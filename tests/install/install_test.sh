@@ -16,4 +16,21 @@ libdir="$(dirname "$(find "$stage" -name "libloopscale.so*" | head -n 1)")"
 # shellcheck disable=SC2086
 c++ -std=c++20 "$source_dir/tests/install/consumer.cpp" -o "$stage/consumer" $flags
 LD_LIBRARY_PATH="$libdir" "$stage/consumer"
+
+# A file whose first include is Asio's: with loopscale's flags it builds; with
+# the include path alone, Asio would pick another allocator than the library
+# (detail/asio_config.hpp), and the build must stop and say so.
+asio_first='#include <asio/post.hpp>
+#include <loopscale/event_loop.hpp>
+int main() {}'
+# shellcheck disable=SC2086
+echo "$asio_first" | c++ -std=c++20 -fsyntax-only -x c++ - $flags
+includes="$(pkg-config --cflags-only-I loopscale)"
+# shellcheck disable=SC2086
+if err="$(echo "$asio_first" | c++ -std=c++20 -fsyntax-only -x c++ - -DASIO_STANDALONE $includes 2>&1)"; then
+  echo "FAIL: Asio included first without loopscale's flags compiled" >&2
+  exit 1
+fi
+grep -q "ASIO_HAS_STD_ALIGNED_ALLOC" <<<"$err" || { echo "FAIL: unexpected error: $err" >&2; exit 1; }
+echo "Asio first: builds with pkg-config's flags; without them, stops naming ASIO_HAS_STD_ALIGNED_ALLOC"
 echo "prefix $prefix: consumer built with pkg-config and ran"
