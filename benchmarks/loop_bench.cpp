@@ -4,6 +4,7 @@
 //   CrossThread   trivial handlers posted from another thread
 //   Timers        64 timers re-armed to expire at once, again and again
 //   Coroutines    the same timers, each awaited in a loop by a coroutine
+//                 (loop_bench_coroutines.cpp)
 // plus ResumeLatency: post to a suspended loop until the handler starts.
 //
 // Three more variants take the gaps apart, each measured against CASE/plain:
@@ -40,8 +41,6 @@
 #include <utility>
 #include <vector>
 
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/execution.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
@@ -49,43 +48,21 @@
 #include <asio/query.hpp>
 #include <asio/require.hpp>
 #include <asio/steady_timer.hpp>
-#include <asio/use_awaitable.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "loopscale/event_loop.hpp"
+#include "loop_bench.hpp"
+
+namespace loopscale_bench {
+bool g_blocking_wait = false;
+}  // namespace loopscale_bench
 
 namespace {
 
 using namespace std::chrono_literals;
-
-// A plain io_context run by one thread, as a user would write it.
-class PlainLoop {
- public:
-  PlainLoop() : guard_(ctx_.get_executor()), thread_([this] { ctx_.run(); }) {}
-  ~PlainLoop() {
-    guard_.reset();
-    ctx_.stop();
-    thread_.join();
-  }
-  asio::io_context::executor_type executor() { return ctx_.get_executor(); }
-
- private:
-  asio::io_context ctx_{1};  // same concurrency hint as EventLoop
-  asio::executor_work_guard<asio::io_context::executor_type> guard_;
-  std::thread thread_;
-};
-
-class ScaledLoop {
- public:
-  ScaledLoop() { loop_.start(); }
-  loopscale::LoopExecutor executor() { return loop_.get_executor(); }
-  loopscale::EventLoop& loop() { return loop_; }
-
- private:
-  loopscale::EventLoop loop_{0};
-};
+using namespace loopscale_bench;
 
 // An EventLoop fed through its raw io_context executor (bypassing loopscale).
 class RawLoop {
@@ -138,28 +115,6 @@ class ForwardingLoop {
  private:
   PlainLoop plain_;
 };
-
-// True when the benchmark thread blocks rather than spins (--iterations).
-bool g_blocking_wait = false;
-
-// Waits until `flag` is set (the benchmark thread waits for the loop):
-// spinning, so that a wake-up costs the benchmark nothing, unless counting.
-void wait_for(const std::atomic<bool>& flag) {
-  if (g_blocking_wait) {
-    while (!flag.load(std::memory_order_acquire)) {
-      flag.wait(false, std::memory_order_acquire);
-    }
-    return;
-  }
-  while (!flag.load(std::memory_order_acquire)) {
-  }
-}
-
-// Sets `flag` and wakes a blocked wait_for().
-void set_flag(std::atomic<bool>& flag) {
-  flag.store(true, std::memory_order_release);
-  flag.notify_all();
-}
 
 // Returns the kernel's id of the thread that runs `ex`'s handlers.
 template <class Executor>
@@ -257,23 +212,10 @@ void BM_CrossThread(benchmark::State& state) {
   }
 }
 
-constexpr int kTimers = 64;
-constexpr int kFiresPerTimer = 200;
-
-// A steady_timer typed with the executor itself instead of any_io_executor.
-template <class Executor>
-using TypedTimer =
-    asio::basic_waitable_timer<std::chrono::steady_clock,
-                               asio::wait_traits<std::chrono::steady_clock>,
-                               Executor>;
-
 template <class Loop, class Timer = asio::steady_timer>
 void BM_Timers(benchmark::State& state) {
   Loop loop;
-  std::vector<std::unique_ptr<Timer>> timers;
-  for (int i = 0; i < kTimers; ++i) {
-    timers.push_back(std::make_unique<Timer>(loop.executor()));
-  }
+  const std::vector<std::unique_ptr<Timer>> timers = make_timers<Timer>(loop);
   for (auto _ : state) {
     std::atomic<int> running{kTimers};
     std::atomic<bool> done{false};
@@ -297,43 +239,6 @@ void BM_Timers(benchmark::State& state) {
         t->async_wait(Rearm{t.get(), kFiresPerTimer, &running, &done});
       }
     });
-    wait_for(done);
-  }
-  state.SetItemsProcessed(state.iterations() * kTimers * kFiresPerTimer);
-}
-
-// One coroutine of BM_Coroutines: awaits its timer `fires` times, each time
-// re-armed to expire at once. `Executor` is the coroutine's executor type:
-// asio::any_io_executor (what `asio::awaitable<void>` means) or the loop's own.
-template <class Executor, class Timer>
-asio::awaitable<void, Executor> await_timer(Timer& timer, int fires,
-                                            std::atomic<int>& running,
-                                            std::atomic<bool>& done) {
-  constexpr asio::use_awaitable_t<Executor> use_awaitable;
-  for (int i = 0; i < fires; ++i) {
-    timer.expires_at(asio::steady_timer::clock_type::now());
-    co_await timer.async_wait(use_awaitable);
-  }
-  if (running.fetch_sub(1) == 1) set_flag(done);
-}
-
-// Timers as coroutines write them: every completion resumes a coroutine.
-template <class Loop, class Executor = asio::any_io_executor,
-          class Timer = asio::steady_timer>
-void BM_Coroutines(benchmark::State& state) {
-  Loop loop;
-  std::vector<std::unique_ptr<Timer>> timers;
-  for (int i = 0; i < kTimers; ++i) {
-    timers.push_back(std::make_unique<Timer>(loop.executor()));
-  }
-  for (auto _ : state) {
-    std::atomic<int> running{kTimers};
-    std::atomic<bool> done{false};
-    for (auto& t : timers) {
-      asio::co_spawn(loop.executor(),
-                     await_timer<Executor>(*t, kFiresPerTimer, running, done),
-                     asio::detached);
-    }
     wait_for(done);
   }
   state.SetItemsProcessed(state.iterations() * kTimers * kFiresPerTimer);
@@ -424,17 +329,10 @@ void register_benchmarks(benchmark::IterationCount iterations) {
       BM_Timers<PlainLoop, TypedTimer<asio::io_context::executor_type>>);
   add("TypedTimers/loopscale",
       BM_Timers<ScaledLoop, TypedTimer<loopscale::LoopExecutor>>);
-  // Coroutines: `asio::awaitable<void>` and `asio::steady_timer`, as usually
-  // spelled; TypedCoroutines: coroutine and timer typed on the executor
-  // (loopscale::awaitable and loopscale::steady_timer for the loop).
-  add("Coroutines/plain", BM_Coroutines<PlainLoop>);
-  add("Coroutines/loopscale", BM_Coroutines<ScaledLoop>);
-  add("TypedCoroutines/plain",
-      BM_Coroutines<PlainLoop, asio::io_context::executor_type,
-                    TypedTimer<asio::io_context::executor_type>>);
-  add("TypedCoroutines/loopscale",
-      BM_Coroutines<ScaledLoop, loopscale::LoopExecutor,
-                    TypedTimer<loopscale::LoopExecutor>>);
+  // In loop_bench_coroutines.cpp: a translation unit of its own, so that
+  // adding them did not change how GCC compiles the cases above.
+  register_coroutine_benchmarks(
+      [&](const char* name, void (*fn)(benchmark::State&)) { add(name, fn); });
   add("WakeLatency/plain", BM_WakeLatency<PlainLoop>, 300);
   add("WakeLatency/loopscale", BM_WakeLatency<ScaledLoop>, 300);
   add("ResumeLatency/loopscale", BM_ResumeLatency, 300);
