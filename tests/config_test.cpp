@@ -1,9 +1,10 @@
 #include "loopscale/config.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <fstream>
 #include <limits>
-#include <regex>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -263,17 +264,18 @@ TEST_P(ExampleConfigFieldTest, InvalidValueIsNamedWithItsLine) {
   const BadValue& bad = GetParam();
   std::string text = read_file(kExampleConfig);
   ASSERT_FALSE(text.empty()) << "cannot read " << kExampleConfig;
-  const std::regex line_re(std::string("(^|\n)") + bad.key + " = [^\n]*");
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(text, m, line_re)) << bad.key;
-  const int line =
-      1 + static_cast<int>(std::count(text.begin(),
-                                      text.begin() + m.position(0) +
-                                          m.length(1),
-                                      '\n'));
-  text = std::regex_replace(text, line_re,
-                            std::string("$1") + bad.key + " = " + bad.value,
-                            std::regex_constants::format_first_only);
+  // The first line that starts with "KEY = " gets the bad value.
+  const std::string assignment = std::string(bad.key) + " = ";
+  std::size_t start = 0;
+  if (text.rfind(assignment, 0) != 0) {
+    start = text.find("\n" + assignment);
+    ASSERT_NE(start, std::string::npos) << bad.key;
+    ++start;
+  }
+  const std::size_t end = std::min(text.find('\n', start), text.size());
+  const int line = 1 + static_cast<int>(std::count(
+                           text.begin(), text.begin() + static_cast<std::ptrdiff_t>(start), '\n'));
+  text.replace(start, end - start, assignment + bad.value);
   auto o = parse_pool_options(text);
   ASSERT_FALSE(o.ok()) << bad.key << " = " << bad.value;
   EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
