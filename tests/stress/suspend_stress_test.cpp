@@ -11,11 +11,16 @@
 #include <thread>
 #include <vector>
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
 
+#include "loopscale/awaitable.hpp"
 #include "loopscale/event_loop.hpp"
+#include "loopscale/io.hpp"
 #include "support/wait.hpp"
 
 namespace loopscale {
@@ -136,6 +141,65 @@ TEST(SuspendStressTest, SelfPostingChainsAndTimersSurviveRandomSuspension) {
   ASSERT_TRUE(all_done) << finished_chains.load() << " of " << kChains
                         << " chains finished";
   EXPECT_EQ(links.load(), kChains * kLinks);
+}
+
+// One coroutine of the test below: `steps` resumptions, by a typed timer
+// every tenth step and by a post to its own loop otherwise.
+awaitable<void> stepper(int steps, std::atomic<int>& step_count,
+                        std::atomic<int>& finished) {
+  const LoopExecutor ex = co_await asio::this_coro::executor;
+  steady_timer timer(ex);
+  for (int i = 0; i < steps; ++i) {
+    if (i % 10 == 0) {
+      timer.expires_after(100us);
+      co_await timer.async_wait(use_awaitable);
+    } else {
+      co_await asio::post(ex, use_awaitable);
+    }
+    step_count.fetch_add(1, std::memory_order_relaxed);
+  }
+  finished.fetch_add(1);
+}
+
+TEST(SuspendStressTest, TypedCoroutinesSurviveRandomSuspension) {
+  // Spawned from other threads (a tracked executor made off the loop holds
+  // the loop), then resumed by the loop's own completions (tracked executors
+  // made on the loop hold nothing of their own): none may be lost or stall.
+  constexpr int kLoops = 3;
+  constexpr int kSpawners = 2;
+  constexpr int kPerSpawner = 250;
+  constexpr int kSteps = 400;
+  std::vector<std::unique_ptr<EventLoop>> loops;
+  std::vector<EventLoop*> raw;
+  for (int i = 0; i < kLoops; ++i) {
+    loops.push_back(std::make_unique<EventLoop>(i));
+    loops.back()->start();
+    raw.push_back(loops.back().get());
+  }
+  std::atomic<bool> stop_chaos{false};
+  std::thread chaos_thread(chaos, raw, std::cref(stop_chaos), 11u);
+  std::atomic<int> steps{0};
+  std::atomic<int> finished{0};
+  std::vector<std::thread> spawners;
+  for (int t = 0; t < kSpawners; ++t) {
+    spawners.emplace_back([&, t] {
+      for (int i = 0; i < kPerSpawner; ++i) {
+        asio::co_spawn(raw[(t + i) % kLoops]->get_executor(),
+                       stepper(kSteps, steps, finished), asio::detached);
+      }
+    });
+  }
+  for (auto& t : spawners) t.join();
+  const bool all_done = eventually(
+      [&] { return finished.load() == kSpawners * kPerSpawner; }, 300s);
+  stop_chaos = true;
+  chaos_thread.join();
+  ASSERT_TRUE(all_done) << finished.load() << " of " << kSpawners * kPerSpawner
+                        << " coroutines finished";
+  EXPECT_EQ(steps.load(), kSpawners * kPerSpawner * kSteps);
+  std::uint64_t suspensions = 0;
+  for (EventLoop* loop : raw) suspensions += loop->suspensions();
+  EXPECT_GT(suspensions, 0u) << "the chaos never completed a suspension";
 }
 
 TEST(SuspendStressTest, ConcurrentStopWithProducersLosesNothingPostedBefore) {
