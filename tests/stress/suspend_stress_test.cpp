@@ -44,6 +44,17 @@ void chaos(std::vector<EventLoop*> loops, const std::atomic<bool>& stop,
   }
 }
 
+// Starts `n` loops; their addresses go to `raw`, for chaos().
+std::vector<std::unique_ptr<EventLoop>> start_loops(int n, std::vector<EventLoop*>& raw) {
+  std::vector<std::unique_ptr<EventLoop>> loops;
+  for (int i = 0; i < n; ++i) {
+    loops.push_back(std::make_unique<EventLoop>(static_cast<std::size_t>(i)));
+    loops.back()->start();
+    raw.push_back(loops.back().get());
+  }
+  return loops;
+}
+
 TEST(SuspendStressTest, EveryHandlerRunsExactlyOnceUnderRandomSuspension) {
   constexpr int kProducers = 2;
   constexpr int kPerProducer = 500'000;
@@ -93,13 +104,8 @@ TEST(SuspendStressTest, SelfPostingChainsAndTimersSurviveRandomSuspension) {
   constexpr int kLoops = 3;
   constexpr int kChains = 50;
   constexpr int kLinks = 2000;
-  std::vector<std::unique_ptr<EventLoop>> loops;
   std::vector<EventLoop*> raw;
-  for (int i = 0; i < kLoops; ++i) {
-    loops.push_back(std::make_unique<EventLoop>(i));
-    loops.back()->start();
-    raw.push_back(loops.back().get());
-  }
+  const auto loops = start_loops(kLoops, raw);
   std::atomic<bool> stop_chaos{false};
   std::thread chaos_thread(chaos, raw, std::cref(stop_chaos), 7u);
 
@@ -169,13 +175,8 @@ TEST(SuspendStressTest, TypedCoroutinesSurviveRandomSuspension) {
   constexpr int kSpawners = 2;
   constexpr int kPerSpawner = 250;
   constexpr int kSteps = 400;
-  std::vector<std::unique_ptr<EventLoop>> loops;
   std::vector<EventLoop*> raw;
-  for (int i = 0; i < kLoops; ++i) {
-    loops.push_back(std::make_unique<EventLoop>(i));
-    loops.back()->start();
-    raw.push_back(loops.back().get());
-  }
+  const auto loops = start_loops(kLoops, raw);
   std::atomic<bool> stop_chaos{false};
   std::thread chaos_thread(chaos, raw, std::cref(stop_chaos), 11u);
   std::atomic<int> steps{0};
