@@ -7,9 +7,10 @@
 //                 (loop_bench_coroutines.cpp)
 // plus ResumeLatency: post to a suspended loop until the handler starts.
 //
-// Three more variants take the gaps apart, each measured against CASE/plain:
+// More variants take the gaps apart, each measured against CASE/plain:
 //   CrossThread/plain-again  plain once more: the noise floor of the run;
-//   CrossThread/raw          an EventLoop fed through its raw io_context
+//   CrossThread/raw,         an EventLoop fed through its raw io_context
+//   RepostChain/raw
 //                            executor: no wrapper, no per-handler accounting,
 //                            only the loop's run_one() + poll() serve loop;
 //   Timers/forwarding        a plain io_context whose timers hold a do-nothing
@@ -316,6 +317,7 @@ void register_benchmarks(benchmark::IterationCount iterations) {
   };
   add("RepostChain/plain", BM_RepostChain<PlainLoop>);
   add("RepostChain/loopscale", BM_RepostChain<ScaledLoop>);
+  add("RepostChain/raw", BM_RepostChain<RawLoop>);
   add("CrossThread/plain", BM_CrossThread<PlainLoop>);
   add("CrossThread/loopscale", BM_CrossThread<ScaledLoop>);
   add("CrossThread/plain-again", BM_CrossThread<PlainLoop>);

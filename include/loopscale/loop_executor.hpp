@@ -12,11 +12,21 @@
 // Like `asio::strand`, it is a small value type around an inner executor (the
 // loop's `io_context::executor_type`): one word, the loop's address with the
 // property bits (blocking, relationship) in its low bits, as Asio's own
-// io_context executor does. It is trivially copyable and moves in a register,
-// so Asio's `require`/`prefer` chains cost nothing. (A pointer plus a separate
-// flag byte made every handler copy stall on store-to-load forwarding.) `require()` and `prefer()` return
-// another `LoopExecutor` with the bit changed. Two executors are equal when
-// they refer to the same loop.
+// io_context executor does, so Asio's `require`/`prefer` chains cost
+// nothing. (A pointer plus a separate flag byte made every handler copy stall
+// on store-to-load forwarding.) `require()` and `prefer()` return another
+// `LoopExecutor` with the bit changed. Two executors are equal when they
+// refer to the same loop.
+//
+// It is deliberately not trivially copyable (its copy constructor is
+// user-provided and does what the implicit one would), like Asio's own
+// io_context executor. A handler holding a trivially copyable executor is
+// itself trivially copyable, and GCC 12 then copies it into Asio's queued
+// operation as a block, with 16-byte loads over the 8- and 4-byte stores
+// that had just built it; those loads cannot be forwarded from the stores
+// and stall. A handler that re-posts itself (RepostChain in
+// benchmarks/loop_bench.cpp) ran 1.09-1.12 of plain Asio's time that way and
+// 0.96-0.98 with this copy constructor (and `post()`, impl/loop_executor.hpp).
 //
 // What `execute()` adds to the inner executor:
 //   * The function is wrapped so that, when it runs, the loop opens a busy
@@ -137,6 +147,13 @@ class LoopExecutor : public detail::LoopExecutorBase {
   // An untracked, possibly-blocking, fork executor for `loop`.
   explicit LoopExecutor(EventLoop& loop) noexcept
       : LoopExecutorBase(address_of(loop)) {}
+  // User-provided on purpose: see "not trivially copyable" above.
+  LoopExecutor(const LoopExecutor& other) noexcept
+      : LoopExecutorBase(other.target_) {}
+  LoopExecutor& operator=(const LoopExecutor& other) noexcept {
+    target_ = other.target_;
+    return *this;
+  }
 
   using LoopExecutorBase::query;
   asio::execution::outstanding_work_t query(

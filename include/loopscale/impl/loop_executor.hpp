@@ -73,17 +73,32 @@ inline void LoopExecutorBase::execute(Function&& f) const {
     return;
   }
   // Past this point the caller is not on the loop's thread, or asked for
-  // blocking.never: either way `f` is queued. One spelling of the inner
-  // executor serves every property combination. blocking.never, because the
-  // inner executor's own "already on this thread?" check would only repeat
-  // ours. The relationship bit is not passed on: Asio uses it to keep a
-  // continuation on the posting thread's private queue, which a one-thread
-  // io_context (concurrency hint 1, as every loop's) does for all posts
-  // anyway. One instantiation instead of four took 35 of 553 instructions
-  // off each cross-thread post (scripts/bench_instructions, GCC 12).
+  // blocking.never: either way `f` is queued, through one spelling of the
+  // inner executor for every property combination. The relationship bit is
+  // not passed on: Asio uses it to keep a continuation on the posting
+  // thread's private queue, which a one-thread io_context (concurrency hint
+  // 1, as every loop's) does for all posts anyway. One instantiation instead
+  // of four took 35 of 553 instructions off each cross-thread post
+  // (scripts/bench_instructions, GCC 12).
+  //
+  // The io_context executor's `post()` (Asio's TS-executor member) rather
+  // than `execute()` on a blocking.never executor: `execute()` reads the
+  // blocking bit at run time, so it carries a never-taken "already on this
+  // thread, run it now" path, into which GCC inlined the wrapped handler
+  // (and, for a handler that re-posts itself, the whole re-post); `post()`
+  // has only the queueing path. Together with the non-trivial copy of
+  // LoopExecutor (loop_executor.hpp), RepostChain went from 1.09-1.12 to
+  // 0.96-0.98 of plain Asio's time (2026-11-30). Without the TS members
+  // (ASIO_NO_TS_EXECUTORS), `execute()` is correct, only slower.
+#if !defined(ASIO_NO_TS_EXECUTORS)
+  loop->ctx_.get_executor().post(
+      LoopInvoker<std::decay_t<Function>>{loop, std::forward<Function>(f)},
+      std::allocator<void>());
+#else
   asio::execution::execute(
       asio::require(loop->ctx_.get_executor(), asio::execution::blocking.never),
       LoopInvoker<std::decay_t<Function>>{loop, std::forward<Function>(f)});
+#endif
   loop->after_submit();
 }
 
