@@ -16,6 +16,11 @@ libdir="$(dirname "$(find "$stage" -name "libloopscale.so*" | head -n 1)")"
 # shellcheck disable=SC2086
 c++ -std=c++20 "$source_dir/tests/install/consumer.cpp" -o "$stage/consumer" $flags
 LD_LIBRARY_PATH="$libdir" "$stage/consumer"
+# Without Asio's TS executor members, execute() takes its fallback path.
+# shellcheck disable=SC2086
+c++ -std=c++20 -DASIO_NO_TS_EXECUTORS "$source_dir/tests/install/consumer.cpp" \
+    -o "$stage/consumer_no_ts" $flags
+LD_LIBRARY_PATH="$libdir" "$stage/consumer_no_ts"
 
 # A file whose first include is Asio's: with loopscale's flags it builds; with
 # the include path alone, Asio would pick another allocator than the library
