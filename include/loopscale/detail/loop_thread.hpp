@@ -18,8 +18,10 @@
 // as each handler starts, so that the wrapper around a queued function needs
 // no loop pointer. That took 18 of 315 instructions per handler off
 // RepostChain, and made it 15-20% slower in time, in every one of four builds
-// timed against the one with the pointer; without a PMU on the machine the
-// cause could not be found. `scripts/bench_ab --patch
+// timed against the one with the pointer. A likely cause was found later:
+// handlers were block-copied into stalls (loop_executor.hpp, "not trivially
+// copyable"); the experiment has not been timed again since that fix.
+// `scripts/bench_ab --patch
 // benchmarks/experiments/pointer_free_wrapper.patch a72c817` repeats it.
 //
 // Initial-exec TLS: an access is one load relative to the thread pointer,
