@@ -13,9 +13,9 @@
 //   RepostChain/raw
 //                            executor: no wrapper, no per-handler accounting,
 //                            only the loop's run_one() + poll() serve loop;
-//   Timers/forwarding        a plain io_context whose timers hold a do-nothing
-//                            executor around io_context's: what Asio charges
-//                            any executor that is not its own.
+//   Timers/forwarding,       a plain io_context whose timers (and coroutines)
+//   Coroutines/forwarding    hold a do-nothing executor around io_context's:
+//                            what Asio charges any executor not its own.
 //
 // scripts/bench runs this with interleaved repetitions and prints the
 // CASE/x : CASE/plain time ratio per case and variant.
@@ -75,46 +75,6 @@ class RawLoop {
 
  private:
   loopscale::EventLoop loop_{0};
-};
-
-// The least an executor can be and still go into an any_io_executor: it
-// forwards everything to an io_context executor.
-template <class Inner>
-struct ForwardingExecutor {
-  Inner inner;
-
-  asio::execution_context& query(asio::execution::context_t) const noexcept {
-    return asio::query(inner, asio::execution::context);
-  }
-  asio::execution::blocking_t query(asio::execution::blocking_t) const noexcept {
-    return asio::query(inner, asio::execution::blocking);
-  }
-  auto require(asio::execution::blocking_t::never_t) const noexcept {
-    auto never = asio::require(inner, asio::execution::blocking.never);
-    return ForwardingExecutor<decltype(never)>{never};
-  }
-  template <class F>
-  void execute(F&& f) const {
-    asio::execution::execute(inner, std::forward<F>(f));
-  }
-  friend bool operator==(const ForwardingExecutor& a,
-                         const ForwardingExecutor& b) noexcept {
-    return a.inner == b.inner;
-  }
-  friend bool operator!=(const ForwardingExecutor& a,
-                         const ForwardingExecutor& b) noexcept {
-    return !(a == b);
-  }
-};
-
-class ForwardingLoop {
- public:
-  ForwardingExecutor<asio::io_context::executor_type> executor() {
-    return {plain_.executor()};
-  }
-
- private:
-  PlainLoop plain_;
 };
 
 // Returns the kernel's id of the thread that runs `ex`'s handlers.

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <asio/basic_waitable_timer.hpp>
+#include <asio/execution.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 
@@ -46,6 +47,46 @@ class ScaledLoop {
 
  private:
   loopscale::EventLoop loop_{0};
+};
+
+// The least an executor can be and still go into an any_io_executor: it
+// forwards everything to an io_context executor.
+template <class Inner>
+struct ForwardingExecutor {
+  Inner inner;
+
+  asio::execution_context& query(asio::execution::context_t) const noexcept {
+    return asio::query(inner, asio::execution::context);
+  }
+  asio::execution::blocking_t query(asio::execution::blocking_t) const noexcept {
+    return asio::query(inner, asio::execution::blocking);
+  }
+  auto require(asio::execution::blocking_t::never_t) const noexcept {
+    auto never = asio::require(inner, asio::execution::blocking.never);
+    return ForwardingExecutor<decltype(never)>{never};
+  }
+  template <class F>
+  void execute(F&& f) const {
+    asio::execution::execute(inner, std::forward<F>(f));
+  }
+  friend bool operator==(const ForwardingExecutor& a,
+                         const ForwardingExecutor& b) noexcept {
+    return a.inner == b.inner;
+  }
+  friend bool operator!=(const ForwardingExecutor& a,
+                         const ForwardingExecutor& b) noexcept {
+    return !(a == b);
+  }
+};
+
+class ForwardingLoop {
+ public:
+  ForwardingExecutor<asio::io_context::executor_type> executor() {
+    return {plain_.executor()};
+  }
+
+ private:
+  PlainLoop plain_;
 };
 
 // True when the benchmark thread blocks rather than spins (--iterations).

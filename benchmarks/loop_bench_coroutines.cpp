@@ -3,6 +3,9 @@
 //   Coroutines       `asio::awaitable<void>` and `asio::steady_timer`, as
 //                    usually spelled: on a loop, every completion goes through
 //                    an any_io_executor holding a LoopExecutor;
+//   Coroutines/forwarding  the same on a plain io_context whose coroutines and
+//                    timers hold a do-nothing forwarding executor: what Asio
+//                    charges any executor that is not its own;
 //   TypedCoroutines  coroutine and timer typed on the executor
 //                    (loopscale::awaitable and loopscale::steady_timer on the
 //                    loop, the io_context's executor for plain).
@@ -59,6 +62,7 @@ void BM_Coroutines(benchmark::State& state) {
 void register_coroutine_benchmarks(AddBenchmark add) {
   add("Coroutines/plain", BM_Coroutines<PlainLoop>);
   add("Coroutines/loopscale", BM_Coroutines<ScaledLoop>);
+  add("Coroutines/forwarding", BM_Coroutines<ForwardingLoop>);
   add("TypedCoroutines/plain",
       BM_Coroutines<PlainLoop, asio::io_context::executor_type,
                     TypedTimer<asio::io_context::executor_type>>);

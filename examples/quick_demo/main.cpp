@@ -2,16 +2,18 @@
 // time and state, a suspension and a resumption. The scaling monitor and the
 // server demo build on this.
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include <asio/post.hpp>
-#include <asio/steady_timer.hpp>
 
 #include "loopscale/event_loop.hpp"
+#include "loopscale/io.hpp"  // loopscale::steady_timer
 
 namespace {
 
@@ -73,7 +75,7 @@ int main() {
 
   // Loops 2 and 3 give their threads back; loop 3 has a timer pending, so it
   // stays suspending until the timer fires.
-  asio::steady_timer timer(loops[3]->get_executor(), 200ms);
+  loopscale::steady_timer timer(loops[3]->get_executor(), 200ms);
   timer.async_wait([](std::error_code) {});
   (void)loops[2]->try_suspend();
   (void)loops[3]->try_suspend();
