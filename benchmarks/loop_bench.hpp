@@ -10,12 +10,15 @@
 #include <chrono>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <asio/basic_waitable_timer.hpp>
 #include <asio/execution.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
+#include <asio/query.hpp>
+#include <asio/require.hpp>
 
 #include "absl/functional/function_ref.h"
 #include "loopscale/event_loop.hpp"
