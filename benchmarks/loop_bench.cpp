@@ -5,7 +5,10 @@
 //   Timers        64 timers re-armed to expire at once, again and again
 //   Coroutines    the same timers, each awaited in a loop by a coroutine
 //                 (loop_bench_coroutines.cpp)
-// plus ResumeLatency: post to a suspended loop until the handler starts.
+// plus ResumeLatency: post to a suspended loop until the handler starts,
+// with the posting thread spinning until then (ResumeLatency/loopscale: a
+// busy poster, whose CPU the fresh thread may have to wait for) or blocked
+// (ResumeLatency/poster-blocks: thread creation and start-up alone).
 //
 // More variants take the gaps apart, each measured against CASE/plain:
 //   CrossThread/plain-again  plain once more: the noise floor of the run;
@@ -205,9 +208,12 @@ void BM_Timers(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kTimers * kFiresPerTimer);
 }
 
+// What the posting thread does until the handler has started.
+enum class Poster { kSpins, kBlocks };
+
 // Posts one handler and returns how long it took to start, in microseconds.
 template <class Executor>
-double time_to_start(const Executor& ex) {
+double time_to_start(const Executor& ex, Poster poster = Poster::kSpins) {
   std::atomic<bool> ran{false};
   std::chrono::steady_clock::time_point started;
   const auto posted = std::chrono::steady_clock::now();
@@ -215,7 +221,13 @@ double time_to_start(const Executor& ex) {
     started = std::chrono::steady_clock::now();
     set_flag(ran);
   });
-  wait_for(ran);
+  if (poster == Poster::kBlocks) {
+    while (!ran.load(std::memory_order_acquire)) {
+      ran.wait(false, std::memory_order_acquire);
+    }
+  } else {
+    wait_for(ran);
+  }
   return std::chrono::duration<double, std::micro>(started - posted).count();
 }
 
@@ -231,6 +243,7 @@ void report_percentiles(benchmark::State& state, std::vector<double> samples) {
 }
 
 // Post to a suspended loop until its handler starts on the fresh thread.
+template <Poster kPoster>
 void BM_ResumeLatency(benchmark::State& state) {
   ScaledLoop scaled;
   loopscale::EventLoop& loop = scaled.loop();
@@ -242,7 +255,7 @@ void BM_ResumeLatency(benchmark::State& state) {
       std::this_thread::yield();
     }
     state.ResumeTiming();
-    samples.push_back(time_to_start(loop.get_executor()));
+    samples.push_back(time_to_start(loop.get_executor(), kPoster));
   }
   report_percentiles(state, std::move(samples));
 }
@@ -297,7 +310,8 @@ void register_benchmarks(benchmark::IterationCount iterations) {
       [&](const char* name, void (*fn)(benchmark::State&)) { add(name, fn); });
   add("WakeLatency/plain", BM_WakeLatency<PlainLoop>, 300);
   add("WakeLatency/loopscale", BM_WakeLatency<ScaledLoop>, 300);
-  add("ResumeLatency/loopscale", BM_ResumeLatency, 300);
+  add("ResumeLatency/loopscale", BM_ResumeLatency<Poster::kSpins>, 300);
+  add("ResumeLatency/poster-blocks", BM_ResumeLatency<Poster::kBlocks>, 300);
 }
 
 }  // namespace
