@@ -271,7 +271,8 @@ class alignas(detail::kCacheLine) EventLoop {
   void acquire_work_slow() noexcept;
   void release_work() noexcept;
 
-  void resume_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Returns true if it started a thread (the loop was suspended).
+  bool resume_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void thread_main();
   void serve();
   // Open and close the busy slice (once per wake-up, so out of line: the
