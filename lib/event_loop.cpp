@@ -77,7 +77,7 @@ void EventLoop::resume() {
   // CPU busy (a loop's thread posting to a suspended loop) the resumed loop
   // waited for the creator's time slice: ResumeLatency/loopscale
   // (benchmarks/loop_bench.cpp, a spinning poster) read p99 3.9-4.0 ms in 8
-  // of 10 runs on this project's VM, and 61-140 us in 7 of 7 with this
+  // of 10 runs on this project's VM, and 14-140 us in 7 of 7 with this
   // yield (2026-11-30). Yielding once lets the new thread start now; where
   // it started on another CPU, the yield returns at once. After mu_ is
   // released: the new thread may need it.

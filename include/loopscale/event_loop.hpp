@@ -170,7 +170,9 @@ class alignas(detail::kCacheLine) EventLoop {
 
   // Brings the loop back into service: cancels a pending suspension, or starts
   // a fresh thread for a suspended loop. Idempotent. Does nothing once
-  // `stop()` was called.
+  // `stop()` was called. After starting a thread the caller yields its CPU
+  // once (`sched_yield()`): Linux usually starts the new thread on the
+  // caller's CPU, where it would otherwise wait out the caller's time slice.
   void resume();
 
   // True once suspending, draining, suspended or stopped: the loop does not
