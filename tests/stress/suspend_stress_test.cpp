@@ -68,10 +68,20 @@ TEST(SuspendStressTest, EveryHandlerRunsExactlyOnceUnderRandomSuspension) {
   std::atomic<bool> stop_chaos{false};
   std::thread chaos_thread(chaos, std::vector<EventLoop*>{&loop},
                            std::cref(stop_chaos), 42u);
+  // Halfway, each producer waits until the chaos has completed a suspension
+  // (the loop runs dry while both wait), so that the second half also posts
+  // to a loop that may be *suspended*, not only suspending. Without this
+  // pause a fast build could post everything before a suspension completed
+  // (it did once, 2026-11-30), and the resume path went untested.
+  std::atomic<int> midpoint_timeouts{0};
   std::vector<std::thread> producers;
   for (int p = 0; p < kProducers; ++p) {
     producers.emplace_back([&, p] {
       for (int i = 0; i < kPerProducer; ++i) {
+        if (i == kPerProducer / 2 &&
+            !eventually([&] { return loop.suspensions() > 0; }, 120s)) {
+          midpoint_timeouts.fetch_add(1);
+        }
         const int id = p * kPerProducer + i;
         // Alternate post and dispatch: both must survive suspension.
         auto handler = [&, id] {
@@ -87,6 +97,8 @@ TEST(SuspendStressTest, EveryHandlerRunsExactlyOnceUnderRandomSuspension) {
     });
   }
   for (auto& t : producers) t.join();
+  EXPECT_EQ(midpoint_timeouts.load(), 0)
+      << "no suspension completed within 120 s of the producers pausing";
   ASSERT_TRUE(eventually([&] { return ran.load() == kTotal; }, 300s))
       << ran.load() << " of " << kTotal << " ran; state "
       << to_string(loop.state());
