@@ -173,6 +173,9 @@ class alignas(detail::kCacheLine) EventLoop {
   // `stop()` was called. After starting a thread the caller yields its CPU
   // once (`sched_yield()`): Linux usually starts the new thread on the
   // caller's CPU, where it would otherwise wait out the caller's time slice.
+  // The caller may then wait for the new thread instead, until one of them
+  // blocks or the kernel moves one to another CPU; the resumed loop is the
+  // one holding the work that made it resume.
   void resume();
 
   // True once suspending, draining, suspended or stopped: the loop does not
