@@ -222,9 +222,7 @@ double time_to_start(const Executor& ex, Poster poster = Poster::kSpins) {
     set_flag(ran);
   });
   if (poster == Poster::kBlocks) {
-    while (!ran.load(std::memory_order_acquire)) {
-      ran.wait(false, std::memory_order_acquire);
-    }
+    block_until(ran);
   } else {
     wait_for(ran);
   }

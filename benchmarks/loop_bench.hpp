@@ -95,13 +95,18 @@ class ForwardingLoop {
 // True when the benchmark thread blocks rather than spins (--iterations).
 extern bool g_blocking_wait;
 
+// Blocks until `flag` is set.
+inline void block_until(const std::atomic<bool>& flag) {
+  while (!flag.load(std::memory_order_acquire)) {
+    flag.wait(false, std::memory_order_acquire);
+  }
+}
+
 // Waits until `flag` is set (the benchmark thread waits for the loop):
 // spinning, so that a wake-up costs the benchmark nothing, unless counting.
 inline void wait_for(const std::atomic<bool>& flag) {
   if (g_blocking_wait) {
-    while (!flag.load(std::memory_order_acquire)) {
-      flag.wait(false, std::memory_order_acquire);
-    }
+    block_until(flag);
     return;
   }
   while (!flag.load(std::memory_order_acquire)) {
