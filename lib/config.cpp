@@ -105,6 +105,15 @@ std::optional<FieldError> check_scaling(const ScalingConfig& c) {
                                    show(c.target_utilization),
                                    ": must be in (0, 1]")};
   }
+  if (c.max_moves_per_window == 0 ||
+      c.max_moves_per_window > kMaxMovesPerWindow) {
+    return FieldError{"max_moves_per_window",
+                      absl::StrCat("max_moves_per_window = ",
+                                   c.max_moves_per_window, ": must be in 1..",
+                                   kMaxMovesPerWindow,
+                                   " (rebalance_connections = false turns "
+                                   "moves off)")};
+  }
   return std::nullopt;
 }
 
@@ -389,7 +398,8 @@ absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text) {
                {"min_loops", "max_loops", "window", "scale_down_threshold",
                 "scale_up_threshold", "patience_cycles", "max_ramp_up_step",
                 "max_ramp_down_step", "scale_down_cooldown_cycles", "signal",
-                "target_utilization", "drain_connected_loops"}),
+                "target_utilization", "drain_connected_loops",
+                "rebalance_connections", "max_moves_per_window"}),
            scaling.read_count("min_loops", s.min_loops),
            scaling.read_count("max_loops", s.max_loops),
            scaling.read_duration("window", s.window),
@@ -404,6 +414,8 @@ absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text) {
            scaling.read_signal("signal", s.signal),
            scaling.read_fraction("target_utilization", s.target_utilization),
            scaling.read_bool("drain_connected_loops", s.drain_connected_loops),
+           scaling.read_bool("rebalance_connections", s.rebalance_connections),
+           scaling.read_count("max_moves_per_window", s.max_moves_per_window),
            metrics.reject_unknown(
                {"enabled", "shm_path", "service", "file_mode"}),
            metrics.read_bool("enabled", out.metrics.enabled),

@@ -190,6 +190,7 @@ void EventLoop::stop() {
   detail::MutexLock lock(mu_);
   if (!stop_requested_) {
     stop_requested_ = true;
+    stopping_.store(true, std::memory_order_release);
     const LoopState s = state_.load();
     if (s == LoopState::kSuspended || s == LoopState::kStopped) {
       // No thread serves the loop, and work submitted to a suspended loop
@@ -287,6 +288,31 @@ void EventLoop::thread_main() {
     suspensions_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
+}
+
+void EventLoop::request_moves(std::size_t n) {
+  move_quota_.store(n, std::memory_order_relaxed);
+  if (n == 0 || interrupt_queued_.exchange(true, std::memory_order_acq_rel)) {
+    return;
+  }
+  // Straight to the io_context, like the lag probe: a request must not wake
+  // a suspended loop or cancel a suspension (a draining loop is asked to let
+  // its connections go, not to take them back).
+  asio::post(ctx_, [this] {
+    interrupt_queued_.store(false, std::memory_order_release);
+    sessions_.interrupt_waiting(move_quota_.load(std::memory_order_relaxed));
+  });
+}
+
+bool EventLoop::claim_move() noexcept {
+  std::size_t left = move_quota_.load(std::memory_order_relaxed);
+  while (left > 0) {
+    if (move_quota_.compare_exchange_weak(left, left - 1,
+                                          std::memory_order_relaxed)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 namespace {

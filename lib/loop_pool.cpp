@@ -62,15 +62,25 @@ LoopPool::LoopPool(PoolOptions options,
       publisher_(std::move(publisher)),
       metrics_status_(std::move(metrics_status)) {
   if (publisher_ != nullptr) {
-    monitor_.add_sink([this](const ScaleEvent&) { publish(); });
-    publish();
+    monitor_.add_sink([this](const TickReport& r) { publish(r.stats); });
+    publish(monitor_.stats());
   }
 }
 
 LoopPool::~LoopPool() { stop(); }
 
-void LoopPool::publish() {
-  if (publisher_ != nullptr) publisher_->publish(stats());
+void LoopPool::publish(const MonitorStats& monitor) {
+  if (publisher_ != nullptr) publisher_->publish(stats(monitor));
+}
+
+EventLoop* LoopPool::rebalance_target(const EventLoop& from) const noexcept {
+  EventLoop* target = chooser_.least_loaded(&from);
+  if (target == nullptr) return nullptr;
+  if (!from.is_suspended() &&
+      target->registrations() + 2 > from.registrations()) {
+    return nullptr;  // already even: a move would only swap the imbalance
+  }
+  return target;
 }
 
 void LoopPool::start() {
@@ -87,14 +97,15 @@ void LoopPool::stop() {
   monitor_.stop();
   for (const auto& loop : loops_) loop->stop();
   if (publisher_ != nullptr) {
-    publish();  // every loop reads kStopped: the last word before release
+    publish(monitor_.stats());  // every loop reads kStopped: the last word
     publisher_->release();
   }
 }
 
-PoolStats LoopPool::stats() const {
+PoolStats LoopPool::stats() const { return stats(monitor_.stats()); }
+
+PoolStats LoopPool::stats(const MonitorStats& m) const {
   PoolStats s;
-  MonitorStats m = monitor_.stats();
   s.name = options_.name;
   s.size = loops_.size();
   s.active_count = chooser_.active_count();
@@ -106,7 +117,8 @@ PoolStats LoopPool::stats() const {
   s.ticks = m.ticks;
   s.scale_ups = m.scale_ups;
   s.scale_downs = m.scale_downs;
-  s.last_decision = std::move(m.last_decision);
+  s.last_decision = m.last_decision;
+  s.moves_requested = m.moves_requested;
   s.scaling = m.config;
   s.loops.reserve(loops_.size());
   for (const auto& loop : loops_) {
@@ -123,6 +135,9 @@ PoolStats LoopPool::stats() const {
     l.resumes = loop->resumes();
     l.cpu_time = loop->cpu_time();
     l.scheduling_lag = m.lags[l.index];
+    l.moves_in = loop->moves_in();
+    l.moves_out = loop->moves_out();
+    l.moves_failed = loop->moves_failed();
     s.loops.push_back(l);
   }
   return s;

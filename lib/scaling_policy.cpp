@@ -383,6 +383,35 @@ void ScalingPolicy::decide_target(std::span<const LoopObservation> obs,
       target_levels_.size());
 }
 
+std::vector<std::size_t> ScalingPolicy::plan_moves(
+    std::span<const LoopObservation> after) const {
+  if (!config_.rebalance_connections) return {};
+  std::size_t active = 0;
+  std::size_t connections = 0;
+  for (const LoopObservation& o : after) {
+    if (o.status == ExecutorStatus::kSuspended) continue;
+    connections += o.registrations;
+    if (o.status == ExecutorStatus::kActive) ++active;
+  }
+  if (active == 0 || connections == 0) return {};
+  const std::size_t share = (connections + active - 1) / active;
+  std::vector<std::size_t> moves(after.size(), 0);
+  bool any = false;
+  for (std::size_t i = 0; i < after.size(); ++i) {
+    const LoopObservation& o = after[i];
+    std::size_t leave = 0;
+    if (o.status == ExecutorStatus::kDraining) {
+      leave = o.registrations;
+    } else if (o.status == ExecutorStatus::kActive && o.registrations > share) {
+      leave = o.registrations - share;
+    }
+    moves[i] = std::min(leave, config_.max_moves_per_window);
+    any = any || moves[i] > 0;
+  }
+  if (!any) return {};
+  return moves;
+}
+
 void ScalingPolicy::pick_wake(std::span<const LoopObservation> obs,
                               std::size_t count, ScaleDecision& d) {
   for (ExecutorStatus wanted :

@@ -465,12 +465,18 @@ TEST(UtilizationMonitorTest, ListenersHearEveryActionWithItsReason) {
 TEST(UtilizationMonitorTest, SinksHearEveryMeasuredTickActingOrNot) {
   FakePool pool(4, base_config(), 1);
   std::vector<ScaleEvent> events;
-  pool.monitor().add_sink([&events](const ScaleEvent& e) { events.push_back(e); });
+  std::vector<std::uint64_t> ticks_reported;
+  pool.monitor().add_sink([&](const TickReport& r) {
+    events.push_back(r.event);
+    ticks_reported.push_back(r.stats.ticks);
+  });
   for (int i = 0; i < 3; ++i) pool.window({0.9});
   ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[0].decision.rule, ScaleRule::kNone);
   EXPECT_EQ(events[2].decision.rule, ScaleRule::kScaleUp);
   EXPECT_EQ(events[2].tick, 3u);
+  // The figures come with the report, as the tick left them.
+  EXPECT_THAT(ticks_reported, ElementsAre(1u, 2u, 3u));
   pool.monitor().tick(pool.now());  // no time passed: skipped, not sunk
   EXPECT_EQ(events.size(), 3u);
 }

@@ -102,14 +102,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "echo_server: cannot listen: %s\n", ec.message().c_str());
     return 1;
   }
-  asio::co_spawn(acceptor.get_executor(), accept(acceptor, **pool), asio::detached);
-  std::printf("listening on 127.0.0.1:%u\n", acceptor.local_endpoint().port());
-  std::fflush(stdout);
-
+  // Caught before "listening" is printed: a client may stop us at once.
   asio::io_context main_ctx;
   asio::signal_set signals(main_ctx, SIGINT, SIGTERM);
   signals.async_wait([](std::error_code, int) {});
-  main_ctx.run();
+  asio::co_spawn(acceptor.get_executor(), accept(acceptor, **pool), asio::detached);
+  std::printf("listening on 127.0.0.1:%u\n", acceptor.local_endpoint().port());
+  std::fflush(stdout);
+  main_ctx.run();  // until SIGINT or SIGTERM
   asio::post(acceptor.get_executor(), [&acceptor] { acceptor.close(); });
   (*pool)->stop();
   return 0;

@@ -129,16 +129,16 @@ int serve(Executor accept_ex, Pick pick, OnAccept on_accept,
                     std::to_string(endpoint.port()) + ": " + ec.message(),
                 1);
   }
+  // SIGINT/SIGTERM are caught before "listening" is printed: a client that
+  // reads the line may stop the server at once.
+  asio::io_context signals_ctx;
+  asio::signal_set signals(signals_ctx, SIGINT, SIGTERM);
+  signals.async_wait([](std::error_code, int) {});
   asio::co_spawn(accept_ex, accept_loop(acceptor, pick, on_accept, routes), asio::detached);
   std::printf("listening on %s:%u (%s)\n", absl::GetFlag(FLAGS_address).c_str(),
               acceptor.local_endpoint().port(), what.c_str());
   std::fflush(stdout);
-
-  // Wait for SIGINT/SIGTERM on the main thread.
-  asio::io_context signals_ctx;
-  asio::signal_set signals(signals_ctx, SIGINT, SIGTERM);
-  signals.async_wait([](std::error_code, int) {});
-  signals_ctx.run();
+  signals_ctx.run();  // until SIGINT or SIGTERM
 
   // Closed on its own thread (an acceptor is not thread-safe).
   std::promise<void> closed;

@@ -178,6 +178,26 @@ class AutoScalingChooser {
     return out;
   }
 
+  // Returns the active executor with the fewest registrations, other than
+  // `exclude` (ties: the first in rotation order), or nullptr if there is
+  // none. Where a connection that leaves `exclude` goes (session.hpp).
+  // Lock-free, like `next()`; O(active executors).
+  E* least_loaded(const E* exclude) const noexcept {
+    const std::size_t count = count_.load(std::memory_order_acquire);
+    E* best = nullptr;
+    std::size_t best_load = 0;
+    for (std::size_t k = 0; k < count; ++k) {
+      E* e = slots_[k].load(std::memory_order_relaxed);
+      if (e == exclude) continue;
+      const std::size_t load = e->registrations();
+      if (best == nullptr || load < best_load) {
+        best = e;
+        best_load = load;
+      }
+    }
+    return best;
+  }
+
   // Replaces the active set with the executors at `indices` (each < size(),
   // no duplicates). For the monitor.
   void publish(std::span<const std::size_t> indices) {

@@ -29,6 +29,8 @@
 //   signal = "target"             # or "per_loop", "average"
 //   target_utilization = 0.7      # signal = "target" only
 //   drain_connected_loops = true
+//   rebalance_connections = true  # move connections where the pool wants them
+//   max_moves_per_window = 64     # per loop
 //   [metrics]
 //   enabled = false
 //   shm_path = "/dev/shm/loopscale"
@@ -112,15 +114,29 @@ struct ScalingConfig {
   // new work, keeps serving, suspends when its work is done) if true, kept
   // active if false.
   bool drain_connected_loops = true;
+  // Whether the monitor asks connections to move between loops (DESIGN.md
+  // "Connections follow the scaler"; loopscale/session.hpp): all of a
+  // draining loop's, and an active loop's excess over its share
+  // (ceil(connections / active loops)). Connections that do not take part
+  // (a server run with rebalancing off) simply never answer.
+  bool rebalance_connections = true;
+  // The most connections asked to leave one loop in one window, 1 ..
+  // kMaxMovesPerWindow: a load that flaps cannot start a storm of moves.
+  std::size_t max_moves_per_window = 64;
 
   friend bool operator==(const ScalingConfig&, const ScalingConfig&) = default;
 };
+
+// The largest `max_moves_per_window`: more moves per loop per window than
+// this is a typo, not a rate limit.
+inline constexpr std::size_t kMaxMovesPerWindow = 1'000'000;
 
 // Returns OK, or InvalidArgument naming the first invalid field and its value:
 // a threshold that is NaN or outside [0, 1], `scale_down_threshold >=
 // scale_up_threshold`, `min_loops > max_loops` (when `max_loops` is not 0),
 // `patience_cycles == 0`, `window <= 0`, `max_ramp_down_step == 0`,
-// `target_utilization` NaN or outside (0, 1].
+// `target_utilization` NaN or outside (0, 1], `max_moves_per_window` outside
+// 1 .. kMaxMovesPerWindow.
 absl::Status validate(const ScalingConfig& config);
 
 // Where a pool publishes its per-loop figures (see shm/publisher.hpp).

@@ -87,12 +87,16 @@
 #include "absl/synchronization/mutex.h"
 #include "loopscale/detail/loop_thread.hpp"
 #include "loopscale/detail/mutex.hpp"
+#include "loopscale/detail/session_list.hpp"
 #include "loopscale/activity.hpp"
 #include "loopscale/clock.hpp"
 #include "loopscale/loop_executor.hpp"
 #include "loopscale/registration.hpp"
 
 namespace loopscale {
+
+template <class State, class Socket>
+class Session;
 
 namespace detail {
 template <class F>
@@ -182,6 +186,21 @@ class alignas(detail::kCacheLine) EventLoop {
   // take new work from a chooser.
   bool is_suspended() const noexcept { return state() != LoopState::kActive; }
 
+  // True while the loop is out of rotation but still has its thread,
+  // serving what it holds until it is gone (kDraining or kSuspending): the
+  // monitor's "draining" (`DrainingExecutor`), which it takes back before it
+  // starts a thread for a suspended loop.
+  bool is_draining() const noexcept {
+    const LoopState s = state();
+    return s == LoopState::kDraining || s == LoopState::kSuspending;
+  }
+
+  // True once `stop()` was called: work submitted now may never run, and
+  // sessions refuse to move here.
+  bool stopping() const noexcept {
+    return stopping_.load(std::memory_order_acquire);
+  }
+
   // Returns the number of live registrations.
   std::size_t registrations() const noexcept {
     return registrations_.load(std::memory_order_relaxed);
@@ -223,12 +242,43 @@ class alignas(detail::kCacheLine) EventLoop {
     return resumes_.load(std::memory_order_relaxed);
   }
 
+  // ---- Connections that move (loopscale/session.hpp) ------------------------
+  //
+  // The monitor (`RebalancingExecutor`) asks up to `n` of the loop's
+  // connections to leave it, replacing its previous request. Sessions claim
+  // the request at their next boundary (`claim_move()`); the ones waiting
+  // for input are interrupted at once, on the loop's thread (a handler
+  // posted to the io_context directly, like the lag probe: it neither wakes
+  // a suspended loop nor cancels a suspension). Any thread may call it.
+  void request_moves(std::size_t n);
+  // Returns how many moves are asked and not yet claimed: the boundary
+  // check, one relaxed load.
+  std::size_t moves_requested() const noexcept {
+    return move_quota_.load(std::memory_order_relaxed);
+  }
+  // Claims one requested move; false if none is left.
+  [[nodiscard]] bool claim_move() noexcept;
+  // Connections that left this loop for another (`moves_out()`), arrived
+  // from another (`moves_in()`), or were asked to leave and could not
+  // (the target was stopping, or the socket could not be handed over).
+  std::uint64_t moves_out() const noexcept {
+    return moves_out_.load(std::memory_order_relaxed);
+  }
+  std::uint64_t moves_in() const noexcept {
+    return moves_in_.load(std::memory_order_relaxed);
+  }
+  std::uint64_t moves_failed() const noexcept {
+    return moves_failed_.load(std::memory_order_relaxed);
+  }
+
  private:
   friend class detail::LoopExecutorBase;
   friend class TrackedLoopExecutor;
   friend class Registration;
   template <class F>
   friend struct detail::LoopInvoker;
+  template <class State, class Socket>
+  friend class Session;
 
   // Returns true on the loop's thread (detail/loop_thread.hpp).
   bool on_own_thread() const noexcept {
@@ -286,6 +336,9 @@ class alignas(detail::kCacheLine) EventLoop {
   void close_slice() noexcept;
 
   const std::size_t index_;
+  // Loop thread only. Declared before ctx_: sessions whose coroutines are
+  // destroyed with ctx_ detach from it.
+  detail::SessionList sessions_;
   asio::io_context ctx_;
   // Written by the loop's thread per handler and per wake-up.
   alignas(detail::kCacheLine) ActivityRecorder recorder_;
@@ -300,6 +353,13 @@ class alignas(detail::kCacheLine) EventLoop {
   alignas(detail::kCacheLine) std::atomic<std::size_t> registrations_{0};
   std::atomic<std::uint64_t> suspensions_{0};
   std::atomic<std::uint64_t> resumes_{0};
+  // Moves asked and not yet claimed; whether an interruption is queued.
+  std::atomic<std::size_t> move_quota_{0};
+  std::atomic<bool> interrupt_queued_{false};
+  std::atomic<std::uint64_t> moves_out_{0};
+  std::atomic<std::uint64_t> moves_in_{0};
+  std::atomic<std::uint64_t> moves_failed_{0};
+  std::atomic<bool> stopping_{false};
   // The probe in flight: when it was posted (Clock ticks since the epoch),
   // 0 if none. The probe clears it when it runs, if it is still its own.
   std::atomic<std::int64_t> probe_posted_{0};

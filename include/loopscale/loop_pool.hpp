@@ -86,6 +86,12 @@ class LoopPool {
   // Returns the number of loops taking new work.
   std::size_t active_count() const noexcept { return chooser_.active_count(); }
 
+  // Returns the loop a connection leaving `from` should move to: the active
+  // loop with the fewest connections, if moving there evens the counts out
+  // (`from` is out of rotation, or the target holds at least two fewer);
+  // nullptr otherwise, and when `from` is the only active loop. Lock-free.
+  EventLoop* rebalance_target(const EventLoop& from) const noexcept;
+
   // Returns every loop's figures and the scaling counters.
   PoolStats stats() const;
 
@@ -102,8 +108,11 @@ class LoopPool {
   LoopPool(PoolOptions options, std::vector<std::unique_ptr<EventLoop>> loops,
            std::unique_ptr<shm::Publisher> publisher, absl::Status metrics_status);
 
-  // Publishes the current figures if metrics are on.
-  void publish();
+  // Publishes the figures a tick left (or, with no report, the current
+  // ones) if metrics are on.
+  void publish(const MonitorStats& monitor);
+  // The pool's figures, with the monitor's from `monitor`.
+  PoolStats stats(const MonitorStats& monitor) const;
 
   const PoolOptions options_;
   const std::vector<std::unique_ptr<EventLoop>> loops_;

@@ -17,6 +17,7 @@
 #include "loopscale/loop_executor.hpp"
 #include "loopscale/loop_pool.hpp"
 #include "loopscale/pool_stats.hpp"
+#include "loopscale/rebalance.hpp"
 #include "loopscale/registration.hpp"
 #include "loopscale/scaling_policy.hpp"
 #include "loopscale/shm/layout.hpp"
@@ -28,6 +29,7 @@
 // (Asio's own test, made by the headers above).
 #if defined(ASIO_HAS_CO_AWAIT)
 #include "loopscale/awaitable.hpp"
+#include "loopscale/session.hpp"
 #endif
 
 #endif  // LOOPSCALE_LOOPSCALE_HPP_

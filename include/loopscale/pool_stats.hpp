@@ -40,6 +40,11 @@ struct LoopStats {
   // How long the monitor's last probe waited before the loop ran it (or has
   // waited so far): the delay new work sees. Zero while suspended.
   std::chrono::nanoseconds scheduling_lag{0};
+  // Connections that moved here from another loop, left for another, or
+  // were asked to leave and could not (loopscale/session.hpp).
+  std::uint64_t moves_in = 0;
+  std::uint64_t moves_out = 0;
+  std::uint64_t moves_failed = 0;
 };
 
 // A pool's figures at one instant.
@@ -54,6 +59,8 @@ struct PoolStats {
   std::uint64_t ticks = 0;
   std::uint64_t scale_ups = 0;
   std::uint64_t scale_downs = 0;
+  // Connections the monitor asked to move, summed over its ticks.
+  std::uint64_t moves_requested = 0;
   // The last decision that acted or held an action.
   ScaleDecision last_decision;
   // The scaling configuration in force (retuned by `update_config()`).

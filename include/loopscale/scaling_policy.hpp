@@ -169,6 +169,10 @@ struct ScaleDecision {
   // Filled by the monitor, not the policy: victims whose `try_suspend()`
   // returned false. They stay out of rotation and are asked again each tick.
   std::vector<std::size_t> refused;
+  // Filled by the monitor (`ScalingPolicy::plan_moves`): per executor, how
+  // many of its connections are asked to leave it in the next window.
+  // Empty when none is.
+  std::vector<std::size_t> moves;
   // Every executor's utilization in the window (as observed).
   std::vector<double> utilizations;
   // Mean utilization of the loops that were active in the window.
@@ -235,6 +239,17 @@ class ScalingPolicy {
   // Decides for the window that just ended. `observations` has `size()`
   // entries.
   ScaleDecision decide(std::span<const LoopObservation> observations);
+
+  // Returns, per executor, how many of its connections should leave it in
+  // the next window, given the statuses the decision left the executors in
+  // (`after`): every connection of a draining executor, and on an active
+  // executor those above its share, ceil(connections of all executors that
+  // are not suspended / active executors). At most `max_moves_per_window`
+  // each. Empty when `rebalance_connections` is off, no executor is active,
+  // or nothing needs to move. Between active executors in balance nothing
+  // moves: an executor at its share is never asked.
+  std::vector<std::size_t> plan_moves(
+      std::span<const LoopObservation> after) const;
 
   // Current streaks, for diagnostics and tests.
   std::size_t busy_streak(std::size_t index) const {

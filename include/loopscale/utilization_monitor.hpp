@@ -36,14 +36,25 @@
 //   4. Statuses come from the executors themselves, every tick: an executor
 //      that reads `!is_suspended()` is active even if the monitor had
 //      suspended it (someone posted to it: Netty #15650), and one that reads
-//      `is_suspended()` is not, whoever suspended it.
-//   5. Wake: `resume()`. Suspend or drain: `try_suspend()`; an executor that
-//      refuses is out of rotation ("draining") and asked again every tick
-//      until it accepts, so a draining executor suspends within a tick of its
-//      work being gone.
-//   6. The active set is published to the chooser; listeners run for a
-//      decision that acted, on the thread that called `tick()`, before it
-//      returns.
+//      `is_suspended()` is not, whoever suspended it. "Draining" means one
+//      thing: out of rotation, still serving, waiting for its connections
+//      (or other work) to end. An executor that says so itself
+//      (`DrainingExecutor`: an `EventLoop` that is kDraining or kSuspending)
+//      is draining; so is one that refused `try_suspend()` and has not
+//      suspended since.
+//   5. Wake: `resume()`; a draining executor is taken back before a thread
+//      is started for a suspended one. Suspend or drain: `try_suspend()`. A
+//      draining executor is asked again every tick, so it suspends within a
+//      tick of its work being gone.
+//   6. Connections (`RebalancingExecutor`, with
+//      `ScalingConfig::rebalance_connections`): every executor is told how
+//      many of its connections should leave it in the next window
+//      (`ScalingPolicy::plan_moves`): all of a draining one's, the excess
+//      of an active one that holds more than its share. Each request
+//      replaces the last, so an unclaimed request does not pile up.
+//   7. The active set is published to the chooser; listeners run for a
+//      decision that acted, sinks for every measured tick, on the thread
+//      that called `tick()`, before it returns.
 //
 // Thread-safety: every member function may be called from any thread.
 // Ticks are serialized; `utilizations()`, `stats()` and `update_config()` do
@@ -91,6 +102,26 @@ concept LagReportingExecutor = requires(E& e) {
   { e.scheduling_lag() } -> std::convertible_to<std::chrono::nanoseconds>;
 };
 
+// An executor that says when it is out of rotation but still serving
+// (draining): the monitor takes such an executor back before it starts a
+// thread for a suspended one, and asks it to suspend again at every tick.
+// Optional; without it an executor is draining while it refuses
+// `try_suspend()`.
+template <class E>
+concept DrainingExecutor = requires(const E& e) {
+  { e.is_draining() } -> std::same_as<bool>;
+};
+
+// An executor whose connections can move to another executor
+// (`EventLoop`: loopscale/session.hpp). `request_moves(n)` asks up to `n`
+// of its connections to leave, replacing the previous request; connections
+// claim the request at their next boundary. Called by the monitor once per
+// tick, from its thread.
+template <class E>
+concept RebalancingExecutor = requires(E& e, std::size_t n) {
+  { e.request_moves(n) };
+};
+
 // One scaling action, as told to listeners.
 struct ScaleEvent {
   // The `now` of the tick that acted.
@@ -123,7 +154,18 @@ struct MonitorStats {
   // Per executor, the scheduling lag read at the last tick; zero for an
   // executor that is not active or does not report lag.
   std::vector<std::chrono::nanoseconds> lags;
+  // Connections asked to move, summed over ticks (each tick's requests,
+  // `ScaleDecision::moves`; a connection asked at two ticks counts twice).
+  std::uint64_t moves_requested = 0;
   ScalingConfig config;
+};
+
+// What sinks hear at the end of every tick that took the baseline or
+// measured a window: the tick's decision and the monitor's figures as the
+// tick left them, so that a sink publishing them does not ask again.
+struct TickReport {
+  ScaleEvent event;
+  MonitorStats stats;
 };
 
 template <ScalableExecutor E>
@@ -189,7 +231,7 @@ class UtilizationMonitor {
   // Calls `sink` at the end of every tick that took the baseline or measured
   // a window, whether it acted or not, from the ticking thread: where a
   // pool publishes its figures (shm::Publisher). Same rules as listeners.
-  void add_sink(std::function<void(const ScaleEvent&)> sink) {
+  void add_sink(std::function<void(const TickReport&)> sink) {
     detail::MutexLock lock(tick_mu_);
     sinks_.push_back(std::move(sink));
   }
@@ -220,6 +262,43 @@ class UtilizationMonitor {
     return config;
   }
 
+  // What one tick saw of the executors: their figures for the policy, and
+  // the busy totals that become the next tick's baseline.
+  struct Observation {
+    std::vector<LoopObservation> loops;
+    std::vector<std::chrono::nanoseconds> busy;
+  };
+
+  // The steps of `tick()`, in order (see the header comment).
+  void take_pending_config() ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
+  ScaleDecision take_baseline(Clock::time_point now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
+  ScaleDecision skip_tick();
+  Observation observe(std::chrono::nanoseconds elapsed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
+  // What applying a decision left behind.
+  struct Applied {
+    std::vector<ExecutorStatus> statuses;
+    // try_suspend() calls that returned false.
+    std::uint64_t refusals = 0;
+  };
+  // Wakes, suspends and drains as `d` says, asks draining executors again,
+  // requests connection moves and publishes the active set. Fills
+  // `d.refused` and `d.moves`.
+  Applied apply(ScaleDecision& d, const Observation& obs)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
+  void report(Clock::time_point now, const ScaleDecision& d,
+              const Observation& obs, Applied applied)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
+  void run_sinks(const ScaleEvent& event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
+
+  // Returns executor `i`'s status as it reports it; `was` is the status the
+  // monitor last left it in (a refusal is remembered as draining).
+  ExecutorStatus status_of(std::size_t i, ExecutorStatus was) const;
+  // Asks executor `i` to suspend; sets `status` to the status it is left
+  // in and returns whether it accepted.
+  bool ask_to_suspend(std::size_t i, ExecutorStatus& status);
+
   void arm_timer(Clock::time_point deadline);
 
   AutoScalingChooser<E>& chooser_;
@@ -239,7 +318,7 @@ class UtilizationMonitor {
   std::uint64_t tick_count_ ABSL_GUARDED_BY(tick_mu_) = 0;
   std::vector<std::function<void(const ScaleEvent&)>> listeners_
       ABSL_GUARDED_BY(tick_mu_);
-  std::vector<std::function<void(const ScaleEvent&)>> sinks_
+  std::vector<std::function<void(const TickReport&)>> sinks_
       ABSL_GUARDED_BY(tick_mu_);
   // Written under both mutexes: ticks read them under tick_mu_, readers
   // under mu_.
@@ -254,187 +333,8 @@ class UtilizationMonitor {
   std::thread thread_ ABSL_GUARDED_BY(life_mu_);
 };
 
-// ---- implementation ----------------------------------------------------------
-
-template <ScalableExecutor E>
-ScaleDecision UtilizationMonitor<E>::tick(Clock::time_point now) {
-  detail::MutexLock tick_lock(tick_mu_);
-  const std::size_t n = chooser_.size();
-  {
-    detail::MutexLock lock(mu_);
-    if (pending_config_) {
-      policy_.set_config(*pending_config_);
-      pending_config_.reset();
-    }
-  }
-
-  std::vector<std::chrono::nanoseconds> busy(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    busy[i] = chooser_.executor(i).busy_time();
-  }
-
-  std::vector<ExecutorStatus> statuses = statuses_;
-  std::vector<LoopObservation> obs(n);
-  ScaleDecision d;
-
-  if (!have_baseline_) {
-    std::vector<std::size_t> active;
-    for (std::size_t i = 0; i < n; ++i) {
-      const bool running = !chooser_.executor(i).is_suspended();
-      statuses[i] = running ? ExecutorStatus::kActive : ExecutorStatus::kSuspended;
-      obs[i].status = statuses[i];
-      if constexpr (LagReportingExecutor<E>) {
-        if (running) chooser_.executor(i).scheduling_lag();  // first probe
-      }
-      // Executors running beyond the bound leave at the first decision;
-      // meanwhile they get no new work.
-      if (running && active.size() < policy_.max_active()) active.push_back(i);
-    }
-    policy_.baseline(obs);
-    chooser_.publish(active);
-    last_busy_ = std::move(busy);
-    last_tick_ = now;
-    have_baseline_ = true;
-    d.rule = ScaleRule::kBaseline;
-    d.active_before = d.active_after = active.size();
-    d.utilizations.assign(n, 0.0);
-    {
-      detail::MutexLock lock(mu_);
-      statuses_ = std::move(statuses);
-    }
-    if (!sinks_.empty()) {
-      const ScaleEvent event{now, tick_count_, d};
-      for (const auto& sink : sinks_) sink(event);
-    }
-    return d;
-  }
-
-  const auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(
-      now - last_tick_);
-  if (elapsed <= std::chrono::nanoseconds::zero()) {
-    d.rule = ScaleRule::kClockSkipped;
-    detail::MutexLock lock(mu_);
-    ++stats_.skipped_ticks;
-    return d;
-  }
-  ++tick_count_;
-
-  for (std::size_t i = 0; i < n; ++i) {
-    E& e = chooser_.executor(i);
-    const bool suspended = e.is_suspended();
-    ExecutorStatus& st = statuses[i];
-    if (st == ExecutorStatus::kDraining) {
-      if (suspended) st = ExecutorStatus::kSuspended;
-    } else {
-      st = suspended ? ExecutorStatus::kSuspended : ExecutorStatus::kActive;
-    }
-    const auto delta = busy[i] - last_busy_[i];
-    double u = static_cast<double>(delta.count()) /
-               static_cast<double>(elapsed.count());
-    if (st == ExecutorStatus::kSuspended || !(u > 0.0)) u = 0.0;
-    std::chrono::nanoseconds lag{0};
-    if constexpr (LagReportingExecutor<E>) {
-      if (st == ExecutorStatus::kActive) lag = e.scheduling_lag();
-    }
-    obs[i] = LoopObservation{st, std::min(u, 1.0), e.registrations(), lag};
-  }
-
-  d = policy_.decide(obs);
-
-  for (std::size_t i : d.wake) {
-    chooser_.executor(i).resume();
-    statuses[i] = ExecutorStatus::kActive;
-  }
-  std::uint64_t refusals = 0;
-  auto ask_to_suspend = [&](std::size_t i) {
-    const bool accepted = chooser_.executor(i).try_suspend();
-    statuses[i] = accepted ? ExecutorStatus::kSuspended : ExecutorStatus::kDraining;
-    if (!accepted) ++refusals;
-    return accepted;
-  };
-  for (const auto* victims : {&d.suspend, &d.drain}) {
-    for (std::size_t i : *victims) {
-      if (!ask_to_suspend(i)) d.refused.push_back(i);
-    }
-  }
-  // Executors that refused at an earlier tick are asked again.
-  for (std::size_t i = 0; i < n; ++i) {
-    if (obs[i].status == ExecutorStatus::kDraining &&
-        statuses[i] == ExecutorStatus::kDraining) {
-      ask_to_suspend(i);
-    }
-  }
-
-  std::vector<std::size_t> active;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (statuses[i] == ExecutorStatus::kActive) active.push_back(i);
-  }
-  chooser_.publish(active);
-  last_busy_ = std::move(busy);
-  last_tick_ = now;
-
-  {
-    detail::MutexLock lock(mu_);
-    statuses_ = std::move(statuses);
-    for (std::size_t i = 0; i < n; ++i) {
-      utilizations_[i] = obs[i].utilization;
-      lags_[i] = obs[i].lag;
-    }
-    ++stats_.ticks;
-    if (!d.wake.empty()) ++stats_.scale_ups;
-    if (!d.suspend.empty() || !d.drain.empty()) ++stats_.scale_downs;
-    stats_.executors_woken += d.wake.size();
-    stats_.executors_suspended += d.suspend.size();
-    stats_.executors_drained += d.drain.size();
-    stats_.refusals += refusals;
-    if (d.acted() || d.held != HoldReason::kNone) stats_.last_decision = d;
-  }
-
-  if (d.acted() || !sinks_.empty()) {
-    const ScaleEvent event{now, tick_count_, d};
-    if (d.acted()) {
-      for (const auto& listener : listeners_) listener(event);
-    }
-    for (const auto& sink : sinks_) sink(event);
-  }
-  return d;
-}
-
-template <ScalableExecutor E>
-void UtilizationMonitor<E>::start() {
-  detail::MutexLock lock(life_mu_);
-  if (thread_.joinable()) return;
-  const Clock::time_point now = Clock::now();
-  tick(now);  // the baseline, if none was taken yet
-  timer_ctx_.restart();
-  arm_timer(now + config().window);
-  thread_ = std::thread([this] { timer_ctx_.run(); });
-}
-
-template <ScalableExecutor E>
-void UtilizationMonitor<E>::stop() {
-  detail::MutexLock lock(life_mu_);
-  if (!thread_.joinable()) return;
-  timer_ctx_.stop();
-  thread_.join();
-}
-
-template <ScalableExecutor E>
-void UtilizationMonitor<E>::arm_timer(Clock::time_point deadline) {
-  timer_.expires_at(deadline);
-  timer_.async_wait([this](const std::error_code& ec) {
-    if (ec) return;  // cancelled by a restart
-    const Clock::time_point now = Clock::now();
-    tick(now);
-    // Ticks stay on a fixed grid of windows unless the thread fell a whole
-    // window behind (a stalled machine): then the grid restarts from now
-    // rather than firing a burst of back-to-back ticks.
-    Clock::time_point next = timer_.expiry() + config().window;
-    if (next <= now) next = now + config().window;
-    arm_timer(next);
-  });
-}
-
 }  // namespace loopscale
+
+#include "loopscale/impl/utilization_monitor.hpp"
 
 #endif  // LOOPSCALE_UTILIZATION_MONITOR_HPP_

@@ -44,10 +44,12 @@ def start(*args):
 def stop(proc):
     proc.terminate()
     try:
-        proc.wait(timeout=30)
+        _, err = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.wait()
+        _, err = proc.communicate()
+    if proc.returncode != 0:
+        print(f"     exit status {proc.returncode}; stderr ends: {err[-2000:]!r}", flush=True)
     return proc.returncode
 
 

@@ -1,0 +1,248 @@
+// Template definitions of UtilizationMonitor (utilization_monitor.hpp): one
+// tick is observe -> decide (ScalingPolicy) -> apply -> report.
+
+#ifndef LOOPSCALE_IMPL_UTILIZATION_MONITOR_HPP_
+#define LOOPSCALE_IMPL_UTILIZATION_MONITOR_HPP_
+
+namespace loopscale {
+
+template <ScalableExecutor E>
+ScaleDecision UtilizationMonitor<E>::tick(Clock::time_point now) {
+  detail::MutexLock tick_lock(tick_mu_);
+  take_pending_config();
+  if (!have_baseline_) return take_baseline(now);
+  const auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      now - last_tick_);
+  if (elapsed <= std::chrono::nanoseconds::zero()) return skip_tick();
+  ++tick_count_;
+  Observation obs = observe(elapsed);
+  ScaleDecision d = policy_.decide(obs.loops);
+  Applied applied = apply(d, obs);
+  last_busy_ = std::move(obs.busy);
+  last_tick_ = now;
+  report(now, d, obs, std::move(applied));
+  return d;
+}
+
+template <ScalableExecutor E>
+void UtilizationMonitor<E>::take_pending_config() {
+  detail::MutexLock lock(mu_);
+  if (pending_config_) {
+    policy_.set_config(*pending_config_);
+    pending_config_.reset();
+  }
+}
+
+template <ScalableExecutor E>
+ScaleDecision UtilizationMonitor<E>::take_baseline(Clock::time_point now) {
+  const std::size_t n = chooser_.size();
+  std::vector<ExecutorStatus> statuses(n);
+  std::vector<LoopObservation> obs(n);
+  std::vector<std::size_t> active;
+  for (std::size_t i = 0; i < n; ++i) {
+    E& e = chooser_.executor(i);
+    last_busy_[i] = e.busy_time();
+    const bool running = !e.is_suspended();
+    statuses[i] = running ? ExecutorStatus::kActive : ExecutorStatus::kSuspended;
+    obs[i].status = statuses[i];
+    if constexpr (LagReportingExecutor<E>) {
+      if (running) e.scheduling_lag();  // the first probe
+    }
+    // Executors running beyond the bound leave at the first decision;
+    // meanwhile they get no new work.
+    if (running && active.size() < policy_.max_active()) active.push_back(i);
+  }
+  policy_.baseline(obs);
+  chooser_.publish(active);
+  last_tick_ = now;
+  have_baseline_ = true;
+  ScaleDecision d;
+  d.rule = ScaleRule::kBaseline;
+  d.active_before = d.active_after = active.size();
+  d.utilizations.assign(n, 0.0);
+  {
+    detail::MutexLock lock(mu_);
+    statuses_ = std::move(statuses);
+  }
+  run_sinks(ScaleEvent{now, tick_count_, d});
+  return d;
+}
+
+template <ScalableExecutor E>
+ScaleDecision UtilizationMonitor<E>::skip_tick() {
+  ScaleDecision d;
+  d.rule = ScaleRule::kClockSkipped;
+  detail::MutexLock lock(mu_);
+  ++stats_.skipped_ticks;
+  return d;
+}
+
+template <ScalableExecutor E>
+ExecutorStatus UtilizationMonitor<E>::status_of(std::size_t i,
+                                                ExecutorStatus was) const {
+  const E& e = chooser_.executor(i);
+  const bool suspended = e.is_suspended();
+  if constexpr (DrainingExecutor<E>) {
+    if (!suspended) return ExecutorStatus::kActive;
+    return e.is_draining() ? ExecutorStatus::kDraining
+                           : ExecutorStatus::kSuspended;
+  } else {
+    // Without its own word for it, an executor is draining from a refusal
+    // until it suspends.
+    if (was == ExecutorStatus::kDraining) {
+      return suspended ? ExecutorStatus::kSuspended : ExecutorStatus::kDraining;
+    }
+    return suspended ? ExecutorStatus::kSuspended : ExecutorStatus::kActive;
+  }
+}
+
+template <ScalableExecutor E>
+typename UtilizationMonitor<E>::Observation UtilizationMonitor<E>::observe(
+    std::chrono::nanoseconds elapsed) {
+  const std::size_t n = chooser_.size();
+  Observation obs;
+  obs.loops.resize(n);
+  obs.busy.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    E& e = chooser_.executor(i);
+    obs.busy[i] = e.busy_time();
+    const ExecutorStatus st = status_of(i, statuses_[i]);
+    const auto delta = obs.busy[i] - last_busy_[i];
+    double u = static_cast<double>(delta.count()) /
+               static_cast<double>(elapsed.count());
+    if (st != ExecutorStatus::kActive || !(u > 0.0)) u = 0.0;
+    std::chrono::nanoseconds lag{0};
+    if constexpr (LagReportingExecutor<E>) {
+      if (st == ExecutorStatus::kActive) lag = e.scheduling_lag();
+    }
+    obs.loops[i] = LoopObservation{st, std::min(u, 1.0), e.registrations(), lag};
+  }
+  return obs;
+}
+
+template <ScalableExecutor E>
+bool UtilizationMonitor<E>::ask_to_suspend(std::size_t i,
+                                           ExecutorStatus& status) {
+  const bool accepted = chooser_.executor(i).try_suspend();
+  status = accepted ? status_of(i, ExecutorStatus::kSuspended)
+                    : ExecutorStatus::kDraining;
+  return accepted;
+}
+
+template <ScalableExecutor E>
+typename UtilizationMonitor<E>::Applied UtilizationMonitor<E>::apply(
+    ScaleDecision& d, const Observation& obs) {
+  const std::size_t n = chooser_.size();
+  Applied out;
+  std::vector<ExecutorStatus>& statuses = out.statuses;
+  statuses.resize(n);
+  for (std::size_t i = 0; i < n; ++i) statuses[i] = obs.loops[i].status;
+  for (std::size_t i : d.wake) {
+    chooser_.executor(i).resume();
+    statuses[i] = ExecutorStatus::kActive;
+  }
+  for (const auto* victims : {&d.suspend, &d.drain}) {
+    for (std::size_t i : *victims) {
+      if (!ask_to_suspend(i, statuses[i])) {
+        d.refused.push_back(i);
+        ++out.refusals;
+      }
+    }
+  }
+  // Executors that were draining are asked again.
+  for (std::size_t i = 0; i < n; ++i) {
+    if (obs.loops[i].status == ExecutorStatus::kDraining &&
+        statuses[i] == ExecutorStatus::kDraining &&
+        !ask_to_suspend(i, statuses[i])) {
+      ++out.refusals;
+    }
+  }
+  if constexpr (RebalancingExecutor<E>) {
+    std::vector<LoopObservation> after = obs.loops;
+    for (std::size_t i = 0; i < n; ++i) after[i].status = statuses[i];
+    d.moves = policy_.plan_moves(after);
+    for (std::size_t i = 0; i < n; ++i) {
+      chooser_.executor(i).request_moves(d.moves.empty() ? 0 : d.moves[i]);
+    }
+  }
+  std::vector<std::size_t> active;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (statuses[i] == ExecutorStatus::kActive) active.push_back(i);
+  }
+  chooser_.publish(active);
+  return out;
+}
+
+template <ScalableExecutor E>
+void UtilizationMonitor<E>::report(Clock::time_point now,
+                                   const ScaleDecision& d,
+                                   const Observation& obs, Applied applied) {
+  {
+    detail::MutexLock lock(mu_);
+    statuses_ = std::move(applied.statuses);
+    for (std::size_t i = 0; i < obs.loops.size(); ++i) {
+      utilizations_[i] = obs.loops[i].utilization;
+      lags_[i] = obs.loops[i].lag;
+    }
+    ++stats_.ticks;
+    if (!d.wake.empty()) ++stats_.scale_ups;
+    if (!d.suspend.empty() || !d.drain.empty()) ++stats_.scale_downs;
+    stats_.executors_woken += d.wake.size();
+    stats_.executors_suspended += d.suspend.size();
+    stats_.executors_drained += d.drain.size();
+    stats_.refusals += applied.refusals;
+    for (std::size_t m : d.moves) stats_.moves_requested += m;
+    if (d.acted() || d.held != HoldReason::kNone) stats_.last_decision = d;
+  }
+  const ScaleEvent event{now, tick_count_, d};
+  if (d.acted()) {
+    for (const auto& listener : listeners_) listener(event);
+  }
+  run_sinks(event);
+}
+
+template <ScalableExecutor E>
+void UtilizationMonitor<E>::run_sinks(const ScaleEvent& event) {
+  if (sinks_.empty()) return;
+  const TickReport report{event, stats()};
+  for (const auto& sink : sinks_) sink(report);
+}
+
+template <ScalableExecutor E>
+void UtilizationMonitor<E>::start() {
+  detail::MutexLock lock(life_mu_);
+  if (thread_.joinable()) return;
+  const Clock::time_point now = Clock::now();
+  tick(now);  // the baseline, if none was taken yet
+  timer_ctx_.restart();
+  arm_timer(now + config().window);
+  thread_ = std::thread([this] { timer_ctx_.run(); });
+}
+
+template <ScalableExecutor E>
+void UtilizationMonitor<E>::stop() {
+  detail::MutexLock lock(life_mu_);
+  if (!thread_.joinable()) return;
+  timer_ctx_.stop();
+  thread_.join();
+}
+
+template <ScalableExecutor E>
+void UtilizationMonitor<E>::arm_timer(Clock::time_point deadline) {
+  timer_.expires_at(deadline);
+  timer_.async_wait([this](const std::error_code& ec) {
+    if (ec) return;  // cancelled by a restart
+    const Clock::time_point now = Clock::now();
+    tick(now);
+    // Ticks stay on a fixed grid of windows unless the thread fell a whole
+    // window behind (a stalled machine): then the grid restarts from now
+    // rather than firing a burst of back-to-back ticks.
+    Clock::time_point next = timer_.expiry() + config().window;
+    if (next <= now) next = now + config().window;
+    arm_timer(next);
+  });
+}
+
+}  // namespace loopscale
+
+#endif  // LOOPSCALE_IMPL_UTILIZATION_MONITOR_HPP_

@@ -1,0 +1,334 @@
+// -----------------------------------------------------------------------------
+// session.hpp
+// -----------------------------------------------------------------------------
+//
+// `Session<State>` is a long-lived connection that follows the scaler. When
+// the pool wants it on another loop (its loop is draining, or holds more
+// than its share of the connections after a scale-up: `UtilizationMonitor`,
+// `ScalingPolicy::plan_moves`), it moves there at its next boundary with
+// everything it owns: the socket (its descriptor re-registered with the
+// target loop's reactor), its `Registration`, and its `State` (a partly read
+// request, buffers). It then goes on as a coroutine of the target loop. Or,
+// for protocols where reconnecting is cheap, it is told to close instead
+// (`Rebalance::kClose`). Without this, a client that stays connected keeps
+// its loop busy forever, and scaling only ever steers new connections.
+//
+//   struct Echo { std::array<char, 4096> buf; };
+//
+//   loopscale::awaitable<void> echo(loopscale::Session<Echo>& s) {
+//     while (!s.leaving()) {                         // the boundary
+//       std::error_code ec;
+//       std::size_t n = co_await s.async_read_some(
+//           asio::buffer(s.state().buf),
+//           asio::redirect_error(loopscale::use_awaitable, ec));
+//       if (ec) co_return;                           // closed, or to leave
+//       co_await asio::async_write(s.socket(), asio::buffer(s.state().buf, n),
+//                                  asio::redirect_error(loopscale::use_awaitable, ec));
+//       if (ec) co_return;
+//     }
+//   }
+//
+//   // In the accept loop, once `socket` (created on pool.next()) is accepted:
+//   loopscale::spawn_session(pool, std::move(socket), Echo{}, echo);
+//
+// The serve function (`echo`) is a plain loop over requests; the contract:
+//
+//   * It is called on the session's loop, and called again from the top
+//     whenever the session continues: on the target loop after a move, or on
+//     the same loop after an interrupted read that led nowhere. Everything
+//     that must survive belongs in `state()`; locals (timers, a read
+//     buffer whose bytes were consumed) are rebuilt.
+//   * `leaving()` is the boundary: call it where no operation is pending on
+//     the socket, typically before reading the next request. It costs one
+//     relaxed atomic load and allocates nothing when no move is asked. When
+//     it returns true, return at once without touching the socket.
+//   * Read with `async_read_some()`: a session waiting there for input is
+//     interrupted when a move is asked (its read completes with
+//     `asio::error::operation_aborted`, having consumed nothing), so an idle
+//     connection leaves too. Writes are never interrupted, and a session
+//     inside a long request is asked again at its next boundary.
+//   * On any read or write error, return without closing or shutting down the
+//     socket: the session closes it when it ends, and an interrupted read is
+//     not the end. To end the connection, close the socket (or shut it down)
+//     and return.
+//   * Do not leave operations pending on the socket when returning.
+//
+// Moves never block the loop being left: the descriptor is released from
+// its reactor and registered with the target's (two `epoll_ctl` calls), and
+// the session is posted to the target loop. No byte is lost, duplicated or
+// reordered: nothing is read or written during the hand-over, and what the
+// kernel holds stays in the socket's buffers. A move to a loop that is
+// stopping is refused (`EventLoop::moves_failed()`), and the session goes on
+// where it is.
+//
+// Thread-safety: a session is used only by its own coroutine. `spawn_session`
+// may be called from any thread.
+
+#ifndef LOOPSCALE_SESSION_HPP_
+#define LOOPSCALE_SESSION_HPP_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include <unistd.h>
+
+#include <asio/async_result.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+
+#include "loopscale/awaitable.hpp"
+#include "loopscale/event_loop.hpp"
+#include "loopscale/io.hpp"
+#include "loopscale/loop_pool.hpp"
+#include "loopscale/rebalance.hpp"
+#include "loopscale/registration.hpp"
+
+namespace loopscale {
+
+template <class State, class Socket = tcp_socket>
+class Session;
+
+// Starts serving `socket` (accepted, on one of `pool`'s loops) as a session
+// on the socket's loop: `serve(session)` is an `awaitable<void>` over the
+// connection's requests (see the header comment). `state` is the protocol's
+// own state. The session counts as a connection on its loop (a
+// `Registration`) while it lives, and closes the socket when it ends.
+template <class State, class Socket, class Serve>
+void spawn_session(LoopPool& pool, Socket socket, State state, Serve serve,
+                   Rebalance mode = Rebalance::kMove);
+
+namespace detail {
+// The coroutine that runs a session: serve, then end, serve again, or go on
+// as a fresh coroutine of the target loop.
+template <class State, class Socket, class Serve>
+awaitable<void> run_session(std::unique_ptr<Session<State, Socket>> session,
+                            Serve serve);
+}  // namespace detail
+
+template <class State, class Socket>
+class Session {
+ public:
+  using socket_type = Socket;
+
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  ~Session() { detach(); }
+
+  // The connection's socket, on the loop the session runs on now. A move
+  // replaces it: take the reference anew in each call of the serve function.
+  Socket& socket() noexcept { return *socket_; }
+  // The protocol's own state, which moves with the session.
+  State& state() noexcept { return state_; }
+  // The loop the session runs on now.
+  EventLoop& loop() const noexcept { return *home_; }
+
+  // The boundary. Returns true if the session is to leave its loop now: the
+  // serve function must return at once. In `kClose` mode it never returns
+  // true; `close_requested()` becomes true instead. One relaxed load when
+  // no move is asked.
+  bool leaving() {
+    if (home_->moves_requested() == 0) [[likely]] return false;
+    return claim();
+  }
+
+  // kClose: true once the pool asked this connection to leave; close it
+  // after the next response.
+  bool close_requested() const noexcept { return close_requested_; }
+
+  // How many times this session moved to another loop.
+  std::uint32_t moves() const noexcept { return moves_; }
+
+  // `socket().async_read_some(buffers, token)`, interrupted when the pool
+  // asks connections to leave while it waits (then it completes with
+  // `asio::error::operation_aborted`, having read nothing). The completion
+  // runs on the session's loop.
+  template <class MutableBuffers, class CompletionToken>
+  auto async_read_some(const MutableBuffers& buffers, CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken,
+                                void(std::error_code, std::size_t)>(
+        [this](auto handler, const MutableBuffers& b) {
+          hook_.waiting = true;
+          socket_->async_read_some(
+              b, asio::bind_cancellation_slot(
+                     cancel_.slot(),
+                     [this, h = std::move(handler)](std::error_code ec,
+                                                    std::size_t n) mutable {
+                       hook_.waiting = false;
+                       std::move(h)(ec, n);
+                     }));
+        },
+        token, buffers);
+  }
+
+ private:
+  template <class S, class K, class Serve>
+  friend void spawn_session(LoopPool& pool, K socket, S state, Serve serve,
+                            Rebalance mode);
+  template <class S, class K, class Serve>
+  friend awaitable<void> detail::run_session(
+      std::unique_ptr<Session<S, K>> session, Serve serve);
+
+  // What happens once the serve function has returned.
+  enum class Next { kEnd, kServeAgain, kMoved };
+
+  Session(LoopPool& pool, Socket socket, State state, Rebalance mode)
+      : pool_(&pool),
+        home_(&socket.get_executor().loop()),
+        socket_(std::move(socket)),
+        state_(std::move(state)),
+        registration_(home_->register_connection()),
+        mode_(mode) {
+    hook_.owner = this;
+    hook_.interrupt = [](void* owner) {
+      static_cast<Session*>(owner)->cancel_.emit(asio::cancellation_type::total);
+    };
+  }
+
+  // Joins the session list of the loop it runs on, on that loop's thread,
+  // so that a move request can interrupt its reads.
+  void attach() {
+    if (mode_ == Rebalance::kOff) return;
+    listed_on_ = home_;
+    listed_on_->sessions_.link(hook_);
+  }
+  void detach() {
+    if (listed_on_ == nullptr) return;
+    listed_on_->sessions_.unlink(hook_);
+    listed_on_ = nullptr;
+  }
+
+  // Claims one of the loop's requested moves for this session if it has
+  // somewhere to go (in kClose mode: marks it to close). True = leave now.
+  bool claim() {
+    switch (mode_) {
+      case Rebalance::kOff:
+        return false;
+      case Rebalance::kClose:
+        if (!close_requested_ && home_->claim_move()) close_requested_ = true;
+        return false;
+      case Rebalance::kMove:
+        break;
+    }
+    if (target_ != nullptr) return true;
+    EventLoop* target = pool_->rebalance_target(*home_);
+    if (target == nullptr || !home_->claim_move()) return false;
+    target_ = target;
+    return true;
+  }
+
+  // After the serve function returned: does the session end, serve again
+  // here (an interrupted read that led nowhere, a refused move), or has it
+  // moved to another loop (its coroutine must continue there)?
+  Next after_serve() {
+    const bool interrupted = std::exchange(hook_.interrupted, false);
+    if (!socket_->is_open()) return Next::kEnd;
+    if (interrupted && target_ == nullptr) {
+      if (mode_ == Rebalance::kClose) {
+        // A connection waiting for input, asked to leave: closed.
+        return home_->claim_move() ? Next::kEnd : Next::kServeAgain;
+      }
+      if (!claim()) return Next::kServeAgain;
+    }
+    if (target_ == nullptr) return Next::kEnd;
+    EventLoop& target = *std::exchange(target_, nullptr);
+    if (move_to(target)) return Next::kMoved;
+    return socket_->is_open() ? Next::kServeAgain : Next::kEnd;
+  }
+
+  // Hands the descriptor and the registration to `target`. Returns false if
+  // the target is stopping (the session stays) or the descriptor could not
+  // be handed over (the socket is closed: the session ends).
+  bool move_to(EventLoop& target) {
+    if (target.stopping()) {
+      home_->moves_failed_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    std::error_code ec;
+    const auto protocol = socket_->local_endpoint(ec).protocol();
+    if (ec) return fail_move();
+    const auto fd = socket_->release(ec);
+    if (ec) return fail_move();
+    socket_.emplace(target.get_executor());
+    socket_->assign(protocol, fd, ec);
+    if (ec) {
+      ::close(fd);
+      return fail_move();
+    }
+    home_->moves_out_.fetch_add(1, std::memory_order_relaxed);
+    target.moves_in_.fetch_add(1, std::memory_order_relaxed);
+    registration_ = target.register_connection();
+    home_ = &target;
+    ++moves_;
+    return true;
+  }
+
+  bool fail_move() {
+    home_->moves_failed_.fetch_add(1, std::memory_order_relaxed);
+    std::error_code ignored;
+    socket_->close(ignored);
+    return false;
+  }
+
+  LoopPool* pool_;
+  // The loop the session runs on (its socket's and its registration's).
+  EventLoop* home_;
+  // The loop whose session list holds `hook_`, if any.
+  EventLoop* listed_on_ = nullptr;
+  std::optional<Socket> socket_;
+  State state_;
+  Registration registration_;
+  detail::SessionHook hook_;
+  asio::cancellation_signal cancel_;
+  // Claimed, not yet moved: where the session goes once serve returns.
+  EventLoop* target_ = nullptr;
+  Rebalance mode_;
+  bool close_requested_ = false;
+  std::uint32_t moves_ = 0;
+};
+
+namespace detail {
+
+template <class State, class Socket, class Serve>
+awaitable<void> run_session(std::unique_ptr<Session<State, Socket>> session,
+                            Serve serve) {
+  using S = Session<State, Socket>;
+  for (;;) {
+    session->attach();
+    co_await serve(*session);
+    session->detach();
+    switch (session->after_serve()) {
+      case S::Next::kEnd:
+        co_return;
+      case S::Next::kServeAgain:
+        continue;
+      case S::Next::kMoved: {
+        const LoopExecutor target = session->socket().get_executor();
+        asio::co_spawn(target, run_session(std::move(session), std::move(serve)),
+                       asio::detached);
+        co_return;
+      }
+    }
+  }
+}
+
+}  // namespace detail
+
+template <class State, class Socket, class Serve>
+void spawn_session(LoopPool& pool, Socket socket, State state, Serve serve,
+                   Rebalance mode) {
+  const LoopExecutor ex = socket.get_executor();
+  std::unique_ptr<Session<State, Socket>> session(new Session<State, Socket>(
+      pool, std::move(socket), std::move(state), mode));
+  asio::co_spawn(ex, detail::run_session(std::move(session), std::move(serve)),
+                 asio::detached);
+}
+
+}  // namespace loopscale
+
+#endif  // LOOPSCALE_SESSION_HPP_
