@@ -264,6 +264,39 @@ TEST(LoopPoolTest, MinLoopsZeroSuspendsEveryLoopAndNextWakesOne) {
   EXPECT_TRUE(eventually([&] { return ran.load(); }));
 }
 
+TEST(LoopPoolTest, ADrainingLoopIsTakenBackBeforeASuspendedOneIsStarted) {
+  // Loop 1 is suspended (no thread). Loop 2 drains: it holds a connection
+  // and pending work (a timer), so it keeps its thread, out of rotation.
+  EventLoop a(0), b(1), c(2);
+  for (EventLoop* l : {&a, &b, &c}) l->start();
+  Registration connection = c.register_connection();
+  asio::steady_timer pending(c.get_executor(), 1h);
+  pending.async_wait([](std::error_code) {});
+  ASSERT_TRUE(b.try_suspend());
+  ASSERT_TRUE(c.try_suspend());
+  ASSERT_TRUE(eventually([&] { return b.state() == LoopState::kSuspended; }));
+  ASSERT_EQ(c.state(), LoopState::kDraining);
+  EXPECT_TRUE(c.is_draining());
+  EXPECT_FALSE(b.is_draining());
+
+  ScalingConfig config;
+  config.min_loops = 2;  // one loop short: the monitor wakes one at once
+  config.max_loops = 3;
+  AutoScalingChooser<EventLoop> chooser({&a, &b, &c}, config);
+  UtilizationMonitor<EventLoop> monitor(chooser, config);
+  Clock::time_point now = Clock::now();
+  monitor.tick(now);
+  EXPECT_EQ(monitor.statuses()[2], ExecutorStatus::kDraining);
+  EXPECT_EQ(monitor.statuses()[1], ExecutorStatus::kSuspended);
+  const ScaleDecision d = monitor.tick(now + 1s);
+  EXPECT_EQ(d.rule, ScaleRule::kBelowMin);
+  EXPECT_THAT(d.wake, ::testing::ElementsAre(2));
+  EXPECT_EQ(c.state(), LoopState::kActive);
+  EXPECT_EQ(b.state(), LoopState::kSuspended);
+  pending.cancel();
+  for (EventLoop* l : {&a, &b, &c}) l->stop();
+}
+
 TEST(LoopPoolTest, StopRunsEveryHandlerPostedBeforeIt) {
   auto pool = make_pool(fast_options(2, 1));
   pool->start();

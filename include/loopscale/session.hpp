@@ -230,8 +230,11 @@ class Session {
     if (!socket_->is_open()) return Next::kEnd;
     if (interrupted && target_ == nullptr) {
       if (mode_ == Rebalance::kClose) {
-        // A connection waiting for input, asked to leave: closed.
-        return home_->claim_move() ? Next::kEnd : Next::kServeAgain;
+        // A connection waiting for input, asked to leave: closed. (One that
+        // claimed at its boundary and then went idle is interrupted at a
+        // later request, the monitor's next tick.)
+        return close_requested_ || home_->claim_move() ? Next::kEnd
+                                                       : Next::kServeAgain;
       }
       if (!claim()) return Next::kServeAgain;
     }

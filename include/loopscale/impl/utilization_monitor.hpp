@@ -42,9 +42,9 @@ ScaleDecision UtilizationMonitor<E>::take_baseline(Clock::time_point now) {
   for (std::size_t i = 0; i < n; ++i) {
     E& e = chooser_.executor(i);
     last_busy_[i] = e.busy_time();
-    const bool running = !e.is_suspended();
-    statuses[i] = running ? ExecutorStatus::kActive : ExecutorStatus::kSuspended;
+    statuses[i] = status_of(i, ExecutorStatus::kActive);
     obs[i].status = statuses[i];
+    const bool running = statuses[i] == ExecutorStatus::kActive;
     if constexpr (LagReportingExecutor<E>) {
       if (running) e.scheduling_lag();  // the first probe
     }

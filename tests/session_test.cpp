@@ -1,0 +1,281 @@
+// Sessions that move between loops: echo sessions on a real pool, driven by
+// hand (the monitor's own thread never ticks: its window is an hour), with
+// blocking clients in the test thread. Every interleaving a test needs is
+// made (a latch holds a loop), not hoped for.
+
+#include "loopscale/session.hpp"
+
+#include <array>
+#include <chrono>
+#include <filesystem>
+#include <iterator>
+#include <latch>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/read.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/write.hpp>
+
+#include "gtest/gtest.h"
+#include "support/wait.hpp"
+
+namespace loopscale {
+namespace {
+
+using namespace std::chrono_literals;
+using asio::ip::tcp;
+using ::loopscale::testing::eventually;
+
+struct EchoState {
+  std::array<char, 4096> buf{};
+  // Set by the test: the next read makes the loop busy for this long before
+  // answering (a long request).
+  std::chrono::milliseconds slow{0};
+};
+
+awaitable<void> echo(Session<EchoState>& s) {
+  while (!s.leaving()) {
+    std::error_code ec;
+    const std::size_t n = co_await s.async_read_some(
+        asio::buffer(s.state().buf), asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return;
+    if (s.state().slow > 0ms) {
+      std::this_thread::sleep_for(std::exchange(s.state().slow, 0ms));
+    }
+    co_await asio::async_write(s.socket(), asio::buffer(s.state().buf, n),
+                               asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return;
+  }
+}
+
+std::size_t open_fds() {
+  const std::filesystem::directory_iterator fds("/proc/self/fd");
+  return static_cast<std::size_t>(std::distance(begin(fds), end(fds)));
+}
+
+class SessionTest : public ::testing::Test {
+ protected:
+  // A pool of `loops` loops, all active; the monitor takes its baseline and
+  // then waits an hour for its next tick.
+  void start_pool(std::size_t loops) {
+    PoolOptions o;
+    o.name = "session-test";
+    o.scaling.min_loops = 1;
+    o.scaling.max_loops = loops;
+    o.scaling.window = 1h;
+    auto pool = LoopPool::create(o);
+    ASSERT_TRUE(pool.ok()) << pool.status();
+    pool_ = *std::move(pool);
+    pool_->start();
+  }
+
+  void TearDown() override {
+    if (pool_ != nullptr) pool_->stop();
+  }
+
+  // Connects a client and serves it as an echo session on loop `loop`.
+  tcp::socket connect_to(std::size_t loop, Rebalance mode = Rebalance::kMove,
+                         EchoState state = {}) {
+    tcp::socket client(client_ctx_);
+    client.connect(acceptor_.local_endpoint());
+    tcp_socket server(pool_->loop(loop).get_executor());
+    acceptor_.accept(server);
+    spawn_session(*pool_, std::move(server), std::move(state), echo, mode);
+    return client;
+  }
+
+  // Sends `message` and expects it back, byte for byte.
+  static void expect_echo(tcp::socket& client, const std::string& message) {
+    asio::write(client, asio::buffer(message));
+    std::string back(message.size(), '\0');
+    std::error_code ec;
+    asio::read(client, asio::buffer(back), ec);
+    ASSERT_FALSE(ec) << ec.message();
+    EXPECT_EQ(back, message);
+  }
+
+  // Takes loop `i` out of rotation and asks all its connections to leave, as
+  // the monitor does with a loop it drains.
+  void drain(std::size_t i) {
+    std::vector<std::size_t> others;
+    for (std::size_t k = 0; k < pool_->size(); ++k) {
+      if (k != i) others.push_back(k);
+    }
+    pool_->chooser().publish(others);
+    ASSERT_TRUE(pool_->loop(i).try_suspend());
+    pool_->loop(i).request_moves(pool_->loop(i).registrations());
+  }
+
+  std::size_t registrations(std::size_t i) { return pool_->loop(i).registrations(); }
+
+  std::unique_ptr<LoopPool> pool_;
+  asio::io_context client_ctx_;
+  tcp::acceptor acceptor_{client_ctx_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)};
+};
+
+TEST_F(SessionTest, AnIdleConnectionMovesOffADrainingLoopAndKeepsItsBytes) {
+  start_pool(2);
+  tcp::socket client = connect_to(0);
+  expect_echo(client, "before the move");
+  ASSERT_TRUE(eventually([&] { return registrations(0) == 1; }));
+  drain(0);
+  // The session waited for input: it is interrupted, moves, and loop 0,
+  // left without connections or pending reads, suspends.
+  ASSERT_TRUE(eventually([&] { return registrations(1) == 1; }));
+  EXPECT_EQ(registrations(0), 0u);
+  EXPECT_EQ(pool_->loop(0).moves_out(), 1u);
+  EXPECT_EQ(pool_->loop(1).moves_in(), 1u);
+  EXPECT_TRUE(eventually(
+      [&] { return pool_->loop(0).state() == LoopState::kSuspended; }));
+  expect_echo(client, "after the move");
+}
+
+TEST_F(SessionTest, BytesInFlightDuringAMoveArriveOnceAndInOrder) {
+  start_pool(2);
+  tcp::socket client = connect_to(0);
+  expect_echo(client, "warm");
+  // Loop 1 is held, so that the session is between loops (released by loop
+  // 0, posted to loop 1, not yet running) while the client writes.
+  std::latch hold(1);
+  asio::post(pool_->loop(1).get_executor(), [&] { hold.wait(); });
+  drain(0);
+  ASSERT_TRUE(eventually([&] { return pool_->loop(0).moves_out() == 1; }));
+  const std::string message(100'000, 'x');
+  std::string sent;
+  for (int i = 0; i < 1000; ++i) sent += std::to_string(i) + ",";
+  asio::write(client, asio::buffer(sent));  // fits the socket buffers
+  hold.count_down();
+  std::string back(sent.size(), '\0');
+  asio::read(client, asio::buffer(back));
+  EXPECT_EQ(back, sent);
+  expect_echo(client, message);
+}
+
+TEST_F(SessionTest, AfterAScaleUpTheMonitorSpreadsConnectionsEvenly) {
+  start_pool(4);
+  // Every client connected while one loop took connections.
+  std::vector<tcp::socket> clients;
+  for (int i = 0; i < 8; ++i) clients.push_back(connect_to(0));
+  for (auto& c : clients) expect_echo(c, "hello");
+  ASSERT_TRUE(eventually([&] { return registrations(0) == 8; }));
+  // The four loops are active: the monitor's next tick asks loop 0 to shed
+  // what it holds above its share (8 / 4 = 2).
+  Clock::time_point now = Clock::now();
+  pool_->monitor().tick(now += 1h);
+  EXPECT_TRUE(eventually([&] {
+    return registrations(0) == 2 && registrations(1) == 2 &&
+           registrations(2) == 2 && registrations(3) == 2;
+  })) << registrations(0) << " " << registrations(1) << " " << registrations(2)
+      << " " << registrations(3);
+  EXPECT_EQ(pool_->loop(0).moves_out(), 6u);
+  EXPECT_EQ(pool_->stats().moves_requested, 6u);
+  for (auto& c : clients) expect_echo(c, "still here");
+  // In balance, nothing moves.
+  pool_->monitor().tick(now += 1h);
+  for (auto& c : clients) expect_echo(c, "and here");
+  std::uint64_t moved = 0;
+  for (std::size_t i = 0; i < 4; ++i) moved += pool_->loop(i).moves_out();
+  EXPECT_EQ(moved, 6u);
+  EXPECT_EQ(pool_->stats().moves_requested, 6u);
+}
+
+TEST_F(SessionTest, AConnectionInsideALongRequestIsNotInterrupted) {
+  start_pool(2);
+  tcp::socket client = connect_to(0, Rebalance::kMove, EchoState{{}, 300ms});
+  // The request makes loop 0 busy for 300 ms; the move is asked meanwhile.
+  const std::string request = "a long request";
+  asio::write(client, asio::buffer(request));
+  ASSERT_TRUE(eventually([&] { return registrations(0) == 1; }));
+  drain(0);
+  std::string back(request.size(), '\0');
+  asio::read(client, asio::buffer(back));
+  EXPECT_EQ(back, request);
+  // It leaves at its next boundary, after answering.
+  EXPECT_TRUE(eventually([&] { return registrations(1) == 1; }));
+  expect_echo(client, "after");
+}
+
+TEST_F(SessionTest, AClientThatDisconnectsDuringAMoveLeaksNothing) {
+  start_pool(2);
+  // Each loop's reactor (epoll, its eventfd and timerfd) comes with its
+  // first socket: let both exist before counting.
+  for (std::size_t loop : {0, 1}) {
+    tcp::socket warm = connect_to(loop);
+    expect_echo(warm, "warm");
+  }
+  ASSERT_TRUE(eventually([&] { return registrations(0) + registrations(1) == 0; }));
+  const std::size_t fds_before = open_fds();
+  std::latch hold(1);
+  {
+    tcp::socket client = connect_to(0);
+    expect_echo(client, "x");
+    asio::post(pool_->loop(1).get_executor(), [&] { hold.wait(); });
+    drain(0);
+    // Released by loop 0, not yet running on loop 1: the client goes.
+    ASSERT_TRUE(eventually([&] { return pool_->loop(0).moves_out() == 1; }));
+    client.close();
+    hold.count_down();
+  }
+  EXPECT_TRUE(eventually([&] { return registrations(1) == 0; }));
+  EXPECT_TRUE(eventually([&] { return open_fds() == fds_before; }))
+      << open_fds() << " descriptors, " << fds_before << " before";
+}
+
+TEST_F(SessionTest, AMoveToALoopThatIsStoppingIsRefusedAndTheSessionStays) {
+  start_pool(2);
+  tcp::socket client = connect_to(0);
+  expect_echo(client, "x");
+  pool_->loop(1).stop();  // still in the chooser's active set
+  drain(0);
+  ASSERT_TRUE(eventually([&] { return pool_->loop(0).moves_failed() == 1; }));
+  EXPECT_EQ(pool_->loop(0).moves_out(), 0u);
+  EXPECT_EQ(registrations(0), 1u);
+  expect_echo(client, "still on loop 0");
+}
+
+TEST_F(SessionTest, CloseModeClosesAnIdleConnectionAskedToLeave) {
+  start_pool(2);
+  tcp::socket client = connect_to(0, Rebalance::kClose);
+  expect_echo(client, "x");
+  drain(0);
+  // If the session claimed the request at its boundary before it went back
+  // to waiting, the next request (the monitor's next tick) closes it.
+  ASSERT_TRUE(eventually([&] {
+    pool_->loop(0).request_moves(registrations(0));
+    return registrations(0) == 0;
+  }));
+  char byte;
+  std::error_code ec;
+  client.read_some(asio::buffer(&byte, 1), ec);
+  EXPECT_EQ(ec, asio::error::eof);
+  EXPECT_EQ(pool_->loop(0).moves_out(), 0u);
+}
+
+TEST_F(SessionTest, OffModeKeepsTheConnectionWhereItIs) {
+  start_pool(2);
+  tcp::socket client = connect_to(0, Rebalance::kOff);
+  expect_echo(client, "x");
+  drain(0);
+  expect_echo(client, "y");
+  expect_echo(client, "z");
+  EXPECT_EQ(registrations(0), 1u);
+  EXPECT_EQ(pool_->loop(0).moves_out(), 0u);
+  EXPECT_EQ(pool_->loop(0).state(), LoopState::kDraining);
+}
+
+TEST(RebalanceTest, ParsesTheThreeModesAndNamesABadOne) {
+  EXPECT_EQ(*parse_rebalance("move"), Rebalance::kMove);
+  EXPECT_EQ(*parse_rebalance("close"), Rebalance::kClose);
+  EXPECT_EQ(*parse_rebalance("off"), Rebalance::kOff);
+  auto bad = parse_rebalance("sideways");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("\"sideways\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace loopscale
