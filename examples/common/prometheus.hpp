@@ -94,6 +94,16 @@ inline constexpr FamilySpec kLoopSchedulingLag{
     "How long the monitor's last probe waited in the loop's queue."};
 inline constexpr FamilySpec kLoopResumes{"loopscale_loop_resumes_total", "counter",
                                          "Times the loop was given a fresh thread."};
+inline constexpr FamilySpec kPoolMovesRequested{
+    "loopscale_pool_moves_requested_total", "counter",
+    "Connections the monitor asked to move to another loop, summed over its ticks."};
+inline constexpr FamilySpec kLoopMovesIn{"loopscale_loop_moves_in_total", "counter",
+                                         "Connections that moved to the loop from another."};
+inline constexpr FamilySpec kLoopMovesOut{"loopscale_loop_moves_out_total", "counter",
+                                          "Connections that left the loop for another."};
+inline constexpr FamilySpec kLoopMovesFailed{
+    "loopscale_loop_moves_failed_total", "counter",
+    "Connections asked to leave the loop that could not."};
 
 // Collects the samples of one metric family, then prints HELP and TYPE once
 // (the format wants a family's samples together).

@@ -1,15 +1,19 @@
 // echo_server: a TCP echo server on a loopscale LoopPool. The acceptor runs on
 // loop 0; each accepted socket is created on `pool.next()` (an active loop)
-// and holds a Registration while open, so the monitor drains a loop that still
-// has clients instead of suspending it under them. Sockets, acceptor and
-// coroutines are typed on the loop's executor (loopscale/io.hpp,
-// loopscale/awaitable.hpp), so completions skip any_io_executor.
+// and served as a session (loopscale/session.hpp): it holds a Registration
+// while open, so the monitor drains a loop that still has clients instead of
+// suspending it under them, and between two reads it moves to the loop the
+// pool wants it on (off a draining loop; off a loop holding more than its
+// share after a scale-up). Sockets, acceptor and coroutines are typed on the
+// loop's executor (loopscale/io.hpp, loopscale/awaitable.hpp), so completions
+// skip any_io_executor.
 //
 //   echo_server --port 7000 [--config FILE] [--log_scaling]
 //
 // Prints "listening on 127.0.0.1:PORT" (--port 0 picks a free port); with
 // --log_scaling, one line per scaling decision. SIGINT/SIGTERM stop it.
 
+#include <array>
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -26,6 +30,7 @@
 #include "loopscale/awaitable.hpp"
 #include "loopscale/io.hpp"
 #include "loopscale/loop_pool.hpp"
+#include "loopscale/session.hpp"
 
 ABSL_FLAG(int, port, 7000, "TCP port on 127.0.0.1; 0 picks a free one");
 ABSL_FLAG(std::string, config, "", "TOML pool configuration");
@@ -36,14 +41,18 @@ namespace {
 using asio::ip::tcp;
 using loopscale::use_awaitable;
 
-loopscale::awaitable<void> echo(loopscale::tcp_socket socket, loopscale::Registration) {
-  char buf[4096];
-  for (;;) {
+// What an echo connection keeps across reads and moves: its buffer.
+struct EchoState {
+  std::array<char, 4096> buf{};
+};
+
+loopscale::awaitable<void> echo(loopscale::Session<EchoState>& s) {
+  while (!s.leaving()) {  // the boundary: between two reads
     std::error_code ec;
-    const std::size_t n = co_await socket.async_read_some(
-        asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
-    if (ec) co_return;
-    co_await asio::async_write(socket, asio::buffer(buf, n),
+    const std::size_t n = co_await s.async_read_some(
+        asio::buffer(s.state().buf), asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return;  // closed, or interrupted to leave its loop
+    co_await asio::async_write(s.socket(), asio::buffer(s.state().buf, n),
                                asio::redirect_error(use_awaitable, ec));
     if (ec) co_return;
   }
@@ -58,8 +67,7 @@ loopscale::awaitable<void> accept(loopscale::tcp_acceptor& acceptor,
     co_await acceptor.async_accept(socket, asio::redirect_error(use_awaitable, ec));
     if (!acceptor.is_open()) co_return;
     if (ec) continue;
-    asio::co_spawn(ex, echo(std::move(socket), ex.loop().register_connection()),
-                   asio::detached);
+    loopscale::spawn_session(pool, std::move(socket), EchoState{}, echo);
   }
 }
 

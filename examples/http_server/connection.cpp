@@ -1,6 +1,8 @@
 #include "connection.hpp"
 
 #include <array>
+#include <type_traits>
+#include <utility>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -41,9 +43,12 @@ void work(int ms, bool spin) {
   }
 }
 
-// Answers one request; sets `keep_alive` false if the connection must close.
-std::string answer(const Request& req, const Routes& routes, bool& keep_alive) {
-  keep_alive = req.keep_alive;
+// Answers one request; sets `keep_alive` false if the connection must close
+// (the client asked, or `may_keep_alive` is false: the pool asked this
+// connection to leave its loop by closing).
+std::string answer(const Request& req, const Routes& routes, bool may_keep_alive,
+                   bool& keep_alive) {
+  keep_alive = req.keep_alive && may_keep_alive;
   const std::string_view url = req.url;
   const std::size_t q = url.find('?');
   const std::string_view path = url.substr(0, q);
@@ -75,14 +80,36 @@ std::string answer(const Request& req, const Routes& routes, bool& keep_alive) {
   return response(404, "Not Found", "no such path\n", keep_alive);
 }
 
-}  // namespace
+// The plain baseline's connection, with the session's interface: it never
+// leaves, and its reads are the socket's.
+class PlainConnection {
+ public:
+  explicit PlainConnection(PlainSocket& socket) : socket_(socket) {}
+  PlainSocket& socket() { return socket_; }
+  bool leaving() const { return false; }
+  bool close_requested() const { return false; }
+  template <class Buffers, class Token>
+  auto async_read_some(const Buffers& buffers, Token&& token) {
+    return socket_.async_read_some(buffers, std::forward<Token>(token));
+  }
 
-template <class Executor>
-asio::awaitable<void, Executor> serve_connection(
-    asio::basic_stream_socket<asio::ip::tcp, Executor> socket, const Routes& routes) {
+ private:
+  PlainSocket& socket_;
+};
+
+// The request loop, for a Session or a PlainConnection. Returns with the
+// socket open when the session is to leave its loop; closes it otherwise
+// (or leaves that to the session, which closes it when it ends).
+template <class Connection>
+asio::awaitable<void, typename std::remove_reference_t<
+                          decltype(std::declval<Connection&>().socket())>::executor_type>
+serve_requests(Connection& c, RequestParser& parser, const Routes& routes) {
+  using Socket = std::remove_reference_t<decltype(c.socket())>;
+  using Executor = typename Socket::executor_type;
   constexpr asio::use_awaitable_t<Executor> use_awaitable;
-  // Declared after the socket, so destroyed first: its pending wait is then
-  // aborted and the handler never touches the socket.
+  Socket& socket = c.socket();
+  // Rebuilt whenever the session (re)starts on a loop; destroyed before the
+  // session moves, which aborts its wait without touching the socket.
   asio::basic_waitable_timer<std::chrono::steady_clock,
                              asio::wait_traits<std::chrono::steady_clock>, Executor>
       idle(socket.get_executor());
@@ -92,22 +119,21 @@ asio::awaitable<void, Executor> serve_connection(
       if (!ec) socket.close();  // the pending read completes with an error
     });
   };
-  RequestParser parser;
   std::array<char, 8192> buf;
   std::vector<Request> requests;
   std::string out;
-  for (;;) {
+  while (!c.leaving()) {  // the boundary: between two reads
     arm_idle();
     std::error_code ec;
-    const std::size_t n = co_await socket.async_read_some(
+    const std::size_t n = co_await c.async_read_some(
         asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
-    if (ec) break;
+    if (ec) co_return;  // closed, timed out, or interrupted to leave
     requests.clear();
     const RequestParser::Status status = parser.feed(buf.data(), n, requests);
     out.clear();
     bool keep_alive = true;
     for (const Request& r : requests) {
-      out += answer(r, routes, keep_alive);
+      out += answer(r, routes, !c.close_requested(), keep_alive);
       if (!keep_alive) break;
     }
     if (status == RequestParser::Status::kBad) {
@@ -120,13 +146,14 @@ asio::awaitable<void, Executor> serve_connection(
     if (!out.empty()) {
       co_await asio::async_write(socket, asio::buffer(out),
                                  asio::redirect_error(use_awaitable, ec));
-      if (ec) break;
+      if (ec) co_return;
     }
     if (!keep_alive) {
       // Lingering close: stop sending, then read and drop what the client
       // still sends (the rest of an oversized request) until it closes or a
       // second passes, so the kernel does not answer it with a reset that
-      // could destroy the response before the client reads it.
+      // could destroy the response before the client reads it. Reads of
+      // the socket itself: a connection that is closing does not move.
       socket.shutdown(asio::socket_base::shutdown_send, ec);
       idle.expires_after(std::chrono::seconds(1));
       idle.async_wait([&socket](std::error_code e) {
@@ -136,18 +163,27 @@ asio::awaitable<void, Executor> serve_connection(
         co_await socket.async_read_some(asio::buffer(buf),
                                         asio::redirect_error(use_awaitable, ec));
       }
-      break;
+      std::error_code ignored;
+      socket.close(ignored);
+      co_return;
     }
   }
-  idle.cancel();
+}
+
+}  // namespace
+
+loopscale::awaitable<void> serve_session(Session<HttpState>& session,
+                                         const Routes& routes) {
+  return serve_requests(session, *session.state().parser, routes);
+}
+
+asio::awaitable<void, asio::io_context::executor_type> serve_plain(
+    PlainSocket socket, const Routes& routes) {
+  PlainConnection c(socket);
+  RequestParser parser;
+  co_await serve_requests(c, parser, routes);
   std::error_code ignored;
   socket.close(ignored);
 }
-
-template asio::awaitable<void, LoopExecutor> serve_connection(
-    asio::basic_stream_socket<asio::ip::tcp, LoopExecutor>, const Routes&);
-template asio::awaitable<void, asio::io_context::executor_type> serve_connection(
-    asio::basic_stream_socket<asio::ip::tcp, asio::io_context::executor_type>,
-    const Routes&);
 
 }  // namespace loopscale::http

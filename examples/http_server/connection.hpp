@@ -8,6 +8,12 @@
 // coroutine runs on the socket's executor, i.e. on one loop, so everything it
 // does (including `/work`) counts as that loop's busy time.
 //
+// On the pool a connection is a `loopscale::Session` (serve_session): between
+// two requests it moves to the loop the pool wants it on, with its parser
+// (a partly read request) in `HttpState`; with `Rebalance::kClose` it answers
+// the next request with `Connection: close` instead. On the plain baseline
+// (serve_plain) it stays on its thread, as a plain Asio server's would.
+//
 // Socket, timer and coroutine are typed on the executor (a loopscale
 // `LoopExecutor`, or a plain `io_context`'s for the baseline), not on
 // `any_io_executor`: Asio short-cuts only its own executor in there, and the
@@ -26,6 +32,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include <asio/awaitable.hpp>
@@ -33,7 +40,8 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
-#include "loopscale/loop_executor.hpp"
+#include "loopscale/session.hpp"
+#include "request_parser.hpp"
 
 namespace loopscale::http {
 
@@ -44,17 +52,24 @@ struct Routes {
   std::chrono::nanoseconds idle_timeout = std::chrono::seconds(30);
 };
 
-// Serves `socket` until it closes. `routes` must outlive the coroutine.
-// Defined for the two executors below.
-template <class Executor>
-asio::awaitable<void, Executor> serve_connection(
-    asio::basic_stream_socket<asio::ip::tcp, Executor> socket, const Routes& routes);
+// What a connection keeps across requests, and across moves between loops.
+struct HttpState {
+  // Holds a partly read request between two reads.
+  std::unique_ptr<RequestParser> parser = std::make_unique<RequestParser>();
+};
 
-extern template asio::awaitable<void, LoopExecutor> serve_connection(
-    asio::basic_stream_socket<asio::ip::tcp, LoopExecutor>, const Routes&);
-extern template asio::awaitable<void, asio::io_context::executor_type> serve_connection(
-    asio::basic_stream_socket<asio::ip::tcp, asio::io_context::executor_type>,
-    const Routes&);
+// Serves one connection of the pool until it closes or leaves its loop (see
+// loopscale/session.hpp). `routes` must outlive the session.
+loopscale::awaitable<void> serve_session(Session<HttpState>& session,
+                                         const Routes& routes);
+
+using PlainSocket =
+    asio::basic_stream_socket<asio::ip::tcp, asio::io_context::executor_type>;
+
+// Serves `socket` of the plain baseline until it closes. `routes` must
+// outlive the coroutine.
+asio::awaitable<void, asio::io_context::executor_type> serve_plain(
+    PlainSocket socket, const Routes& routes);
 
 }  // namespace loopscale::http
 

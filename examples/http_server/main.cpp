@@ -3,6 +3,7 @@
 // for benchmarks). See connection.hpp for the routes.
 //
 //   http_server --port 8080 --config examples/config/demo.toml
+//   http_server --port 8080 --config examples/config/demo.toml --rebalance=close
 //   http_server --port 8080 --plain --threads 4
 //
 // Prints "listening on ADDRESS:PORT" once it accepts (--port 0 picks a free
@@ -44,6 +45,10 @@ ABSL_FLAG(int, threads, 0,
           "threads of the plain pool; 0 = the loopscale pool's size");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(30),
           "close connections idle for this long");
+ABSL_FLAG(std::string, rebalance, "move",
+          "how keep-alive connections follow the scaler: move (to the loop the "
+          "pool wants them on, between two requests), close (answer the next "
+          "request with Connection: close) or off (stay where accepted)");
 
 namespace {
 
@@ -91,12 +96,11 @@ using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
 template <class Executor>
 using Socket = asio::basic_stream_socket<tcp, Executor>;
 
-// Accepts on `acceptor` and serves each connection on `pick()`'s executor,
-// with `on_accept(socket, routes)`.
+// Accepts on `acceptor` and starts serving each connection on `pick()`'s
+// executor with `on_accept(socket)`.
 template <class Executor, class Pick, class OnAccept>
 asio::awaitable<void, Executor> accept_loop(Acceptor<Executor>& acceptor, Pick pick,
-                                            OnAccept on_accept,
-                                            const loopscale::http::Routes& routes) {
+                                            OnAccept on_accept) {
   constexpr asio::use_awaitable_t<Executor> use_awaitable;
   for (;;) {
     std::error_code ec;
@@ -105,7 +109,7 @@ asio::awaitable<void, Executor> accept_loop(Acceptor<Executor>& acceptor, Pick p
     co_await acceptor.async_accept(socket, asio::redirect_error(use_awaitable, ec));
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) continue;  // e.g. EMFILE: keep accepting
-    asio::co_spawn(ex, on_accept(std::move(socket), routes), asio::detached);
+    on_accept(std::move(socket));
   }
 }
 
@@ -114,8 +118,7 @@ asio::awaitable<void, Executor> accept_loop(Acceptor<Executor>& acceptor, Pick p
 // and calls `stop()` (which stops the pool) while the acceptor still exists:
 // the accept loop's last completion refers to it. Returns the exit status.
 template <class Executor, class Pick, class OnAccept, class Stop>
-int serve(Executor accept_ex, Pick pick, OnAccept on_accept,
-          const loopscale::http::Routes& routes, const tcp::endpoint& endpoint,
+int serve(Executor accept_ex, Pick pick, OnAccept on_accept, const tcp::endpoint& endpoint,
           const std::string& what, Stop stop) {
   Acceptor<Executor> acceptor(accept_ex);
   std::error_code ec;
@@ -134,7 +137,7 @@ int serve(Executor accept_ex, Pick pick, OnAccept on_accept,
   asio::io_context signals_ctx;
   asio::signal_set signals(signals_ctx, SIGINT, SIGTERM);
   signals.async_wait([](std::error_code, int) {});
-  asio::co_spawn(accept_ex, accept_loop(acceptor, pick, on_accept, routes), asio::detached);
+  asio::co_spawn(accept_ex, accept_loop(acceptor, pick, on_accept), asio::detached);
   std::printf("listening on %s:%u (%s)\n", absl::GetFlag(FLAGS_address).c_str(),
               acceptor.local_endpoint().port(), what.c_str());
   std::fflush(stdout);
@@ -156,7 +159,8 @@ int serve(Executor accept_ex, Pick pick, OnAccept on_accept,
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "an HTTP/1.1 server on a loopscale pool.\n"
-      "usage: http_server [--port 8080] [--config FILE] [--plain --threads N]");
+      "usage: http_server [--port 8080] [--config FILE] [--rebalance move|close|off]\n"
+      "                   [--plain --threads N]");
   const auto positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {
     return fail(std::string("unexpected argument \"") + positional[1] + "\"", 2);
@@ -169,6 +173,11 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_idle_timeout) <= absl::ZeroDuration()) {
     return fail("--idle_timeout must be positive", 2);
   }
+  const auto rebalance_flag = loopscale::parse_rebalance(absl::GetFlag(FLAGS_rebalance));
+  if (!rebalance_flag.ok()) {
+    return fail("--rebalance: " + std::string(rebalance_flag.status().message()), 2);
+  }
+  const loopscale::Rebalance rebalance = *rebalance_flag;
   std::error_code ec;
   const auto address = asio::ip::make_address(absl::GetFlag(FLAGS_address), ec);
   if (ec) return fail("--address=" + absl::GetFlag(FLAGS_address) + ": " + ec.message(), 2);
@@ -210,26 +219,30 @@ int main(int argc, char** argv) {
   int status = 0;
   if (pool) {
     // The acceptor lives on loop 0; sockets go to the chooser's pick. Each
-    // connection holds a Registration on its loop while open, so the monitor
-    // drains rather than suspends a loop that still has clients.
-    auto serve_registered = [](Socket<loopscale::LoopExecutor> s,
-                               const loopscale::http::Routes& r)
-        -> loopscale::awaitable<void> {
-      const loopscale::Registration reg = s.get_executor().loop().register_connection();
-      co_await loopscale::http::serve_connection(std::move(s), r);
+    // connection is a session (loopscale/session.hpp): it holds a
+    // Registration on its loop while open, so the monitor drains rather than
+    // suspends a loop that still has clients, and moves (or closes, per
+    // --rebalance) when the pool wants it elsewhere.
+    auto start_session = [&pool, &routes, rebalance](Socket<loopscale::LoopExecutor> s) {
+      loopscale::spawn_session(
+          *pool, std::move(s), loopscale::http::HttpState{},
+          [&routes](loopscale::Session<loopscale::http::HttpState>& session) {
+            return loopscale::http::serve_session(session, routes);
+          },
+          rebalance);
     };
     status = serve(pool->loop(0).get_executor(), [&pool] { return pool->next(); },
-                   serve_registered, routes, endpoint,
-                   "loopscale, " + std::to_string(pool->size()) + " loops",
+                   start_session, endpoint,
+                   "loopscale, " + std::to_string(pool->size()) + " loops, rebalance " +
+                       std::string(loopscale::to_string(rebalance)),
                    [&pool] { pool->stop(); });
   } else {
-    auto serve_plain = [](Socket<PlainPool::executor_type> s,
-                          const loopscale::http::Routes& r) {
-      return loopscale::http::serve_connection(std::move(s), r);
+    auto start_plain = [&routes](Socket<PlainPool::executor_type> s) {
+      const auto ex = s.get_executor();
+      asio::co_spawn(ex, loopscale::http::serve_plain(std::move(s), routes), asio::detached);
     };
     status = serve(plain_pool->first(), [&plain_pool] { return plain_pool->next(); },
-                   serve_plain, routes, endpoint,
-                   "plain, " + std::to_string(threads) + " threads",
+                   start_plain, endpoint, "plain, " + std::to_string(threads) + " threads",
                    [&plain_pool] { plain_pool->stop(); });
   }
   if (status != 0) return status;

@@ -119,11 +119,13 @@ std::string format_prometheus(const shm::Snapshot& snap) {
   Family s_procs(kServiceProcesses), s_loops(kServiceLoops), s_active(kServiceActiveLoops),
       s_util(kServiceUtilization);
   Family p_active(kPoolActiveLoops), p_min(kPoolMinLoops), p_max(kPoolMaxLoops),
-      p_ups(kPoolScaleUps), p_downs(kPoolScaleDowns), p_stale(kPoolStale);
+      p_ups(kPoolScaleUps), p_downs(kPoolScaleDowns), p_stale(kPoolStale),
+      p_moves(kPoolMovesRequested);
   Family l_state(kLoopState), l_util(kLoopUtilization), l_busy(kLoopBusy),
       l_handlers(kLoopHandlers), l_wakeups(kLoopWakeups), l_regs(kLoopRegistrations),
       l_cpu(kLoopCpu), l_susp(kLoopSuspensions), l_res(kLoopResumes),
-      l_lag(kLoopSchedulingLag);
+      l_lag(kLoopSchedulingLag), l_in(kLoopMovesIn), l_out(kLoopMovesOut),
+      l_failed(kLoopMovesFailed);
 
   for (const shm::ServiceSnapshot& s : snap.services) {
     const std::string labels = absl::StrCat("service=\"", label_value(s.name), "\"");
@@ -143,6 +145,7 @@ std::string format_prometheus(const shm::Snapshot& snap) {
     p_max.add(labels, static_cast<double>(p.max_loops));
     p_ups.add(labels, static_cast<double>(p.scale_ups));
     p_downs.add(labels, static_cast<double>(p.scale_downs));
+    p_moves.add(labels, static_cast<double>(p.moves_requested));
     for (const shm::LoopSnapshot& l : p.loops) {
       const std::string ll = absl::StrCat(labels, ",loop=\"", l.index, "\"");
       for (std::string_view state :
@@ -159,13 +162,16 @@ std::string format_prometheus(const shm::Snapshot& snap) {
       l_susp.add(ll, static_cast<double>(l.suspensions));
       l_res.add(ll, static_cast<double>(l.resumes));
       l_lag.add(ll, static_cast<double>(l.scheduling_lag_ns) / 1e9);
+      l_in.add(ll, static_cast<double>(l.moves_in));
+      l_out.add(ll, static_cast<double>(l.moves_out));
+      l_failed.add(ll, static_cast<double>(l.moves_failed));
     }
   }
   std::string out;
   for (const Family* f :
        {&s_procs, &s_loops, &s_active, &s_util, &p_active, &p_min, &p_max,
-        &p_ups, &p_downs, &p_stale, &l_state, &l_util, &l_busy, &l_handlers,
-        &l_wakeups, &l_regs, &l_cpu, &l_susp, &l_res, &l_lag}) {
+        &p_ups, &p_downs, &p_moves, &p_stale, &l_state, &l_util, &l_busy, &l_handlers,
+        &l_wakeups, &l_regs, &l_cpu, &l_susp, &l_res, &l_lag, &l_in, &l_out, &l_failed}) {
     f->append_to(out);
   }
   return out;
@@ -201,21 +207,23 @@ std::string format_table(const shm::Snapshot& snap, const std::string& path,
                               static_cast<double>(now_ns - p.heartbeat_ns) / 1e9);
     absl::StrAppendFormat(&out,
                           "  active %u (min %u, max %u)  ups %u  downs %u  "
-                          "heartbeat %s ago\n",
+                          "moves asked %u  heartbeat %s ago\n",
                           p.active_loops, p.min_loops, p.max_loops, p.scale_ups,
-                          p.scale_downs, age);
+                          p.scale_downs, p.moves_requested, age);
     if (!p.last_decision.empty()) {
       absl::StrAppendFormat(&out, "  last: %s\n", cut(p.last_decision, 100));
     }
-    absl::StrAppendFormat(&out, "  %4s %-10s %-22s %6s %10s %12s %6s %8s\n",
+    absl::StrAppendFormat(&out, "  %4s %-10s %-22s %6s %10s %12s %6s %8s %6s %6s\n",
                           "LOOP", "STATE", "UTILIZATION", "", "BUSY", "HANDLERS",
-                          "CONNS", "LAG");
+                          "CONNS", "LAG", "IN", "OUT");
     for (const shm::LoopSnapshot& l : p.loops) {
-      absl::StrAppendFormat(&out, "  %4u %-10s %-22s %5.1f%% %10s %12u %6u %6.1fms\n",
+      absl::StrAppendFormat(&out,
+                            "  %4u %-10s %-22s %5.1f%% %10s %12u %6u %6.1fms %6u %6u\n",
                             l.index, l.state_name, bar(l.utilization, 20),
                             100.0 * l.utilization, seconds(l.busy_ns), l.handlers,
                             l.registrations,
-                            static_cast<double>(l.scheduling_lag_ns) / 1e6);
+                            static_cast<double>(l.scheduling_lag_ns) / 1e6, l.moves_in,
+                            l.moves_out);
     }
   }
   return out;

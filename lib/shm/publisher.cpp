@@ -380,6 +380,7 @@ void Publisher::write_locked(const PoolStats& stats) {
   h.scale_down_threshold = stats.scaling.scale_down_threshold;
   h.scale_up_threshold = stats.scaling.scale_up_threshold;
   h.last_rule = static_cast<std::uint64_t>(stats.last_decision.rule);
+  h.moves_requested = stats.moves_requested;
   auto put_text = [](char* dst, std::size_t cap, std::string_view text) {
     std::memcpy(dst, text.data(), std::min(text.size(), cap - 1));
   };
@@ -405,6 +406,9 @@ void Publisher::write_locked(const PoolStats& stats) {
     r.scheduling_lag_ns = static_cast<std::uint64_t>(l.scheduling_lag.count());
     r.suspensions = l.suspensions;
     r.resumes = l.resumes;
+    r.moves_in = l.moves_in;
+    r.moves_out = l.moves_out;
+    r.moves_failed = l.moves_failed;
     std::memcpy(image_.data() + slots + i * map_->layout.loop_slot_size, &r,
                 sizeof(r));
   }

@@ -82,6 +82,10 @@ struct Resolved {
     suspensions = loop("suspensions");
     resumes = loop("resumes");
     scheduling_lag_ns = loop("scheduling_lag_ns");  // null in 1.0 files
+    moves_requested = seg("moves_requested");       // null before 1.2
+    moves_in = loop("moves_in");
+    moves_out = loop("moves_out");
+    moves_failed = loop("moves_failed");
     for (const Field& f : layout.schema) {
       if (f.type == FieldType::kString) continue;
       (f.record == Record::kSegment ? segment_numbers : loop_numbers).push_back(&f);
@@ -90,9 +94,10 @@ struct Resolved {
   const Field *generation, *pid, *start_time, *service, *pool, *heartbeat_ns,
       *loops, *active_loops, *min_loops, *max_loops, *ticks, *scale_ups,
       *scale_downs, *window_ns, *scale_down_threshold, *scale_up_threshold,
-      *last_rule, *last_decision;
+      *last_rule, *last_decision, *moves_requested;
   const Field *index, *state, *utilization, *busy_ns, *handlers, *wakeups,
-      *registrations, *cpu_ns, *suspensions, *resumes, *scheduling_lag_ns;
+      *registrations, *cpu_ns, *suspensions, *resumes, *scheduling_lag_ns,
+      *moves_in, *moves_out, *moves_failed;
   // Every numeric field of each record, in schema order.
   std::vector<const Field*> segment_numbers, loop_numbers;
 };
@@ -137,6 +142,9 @@ absl::Status decode(const std::byte* seg, const detail::SegmentExtent& s,
   p.scale_down_threshold = get_f64(seg, *r.scale_down_threshold);
   p.scale_up_threshold = get_f64(seg, *r.scale_up_threshold);
   p.last_rule = get_u64(seg, *r.last_rule);
+  if (r.moves_requested != nullptr) {
+    p.moves_requested = get_u64(seg, *r.moves_requested);
+  }
   p.last_decision = detail::field_text(seg, *r.last_decision);
   p.figures = figures_of(seg, r.segment_numbers);
   if (const std::uint64_t pid = get_u64(seg, *r.pid); pid != p.pid) {
@@ -169,6 +177,11 @@ absl::Status decode(const std::byte* seg, const detail::SegmentExtent& s,
     l.resumes = get_u64(slot, *r.resumes);
     if (r.scheduling_lag_ns != nullptr) {
       l.scheduling_lag_ns = get_u64(slot, *r.scheduling_lag_ns);
+    }
+    if (r.moves_in != nullptr) l.moves_in = get_u64(slot, *r.moves_in);
+    if (r.moves_out != nullptr) l.moves_out = get_u64(slot, *r.moves_out);
+    if (r.moves_failed != nullptr) {
+      l.moves_failed = get_u64(slot, *r.moves_failed);
     }
     l.figures = figures_of(slot, r.loop_numbers);
     p.loops.push_back(std::move(l));

@@ -223,6 +223,149 @@ try:
 finally:
     check(stop(proc) == 0, "http_server stops cleanly on SIGTERM")
 
+# ---- keep-alive connections follow the scaler (--rebalance) --------------------
+
+
+def metric_sum(port, name, state=None):
+    """Sums a loop metric of /metrics over the loops (of one state, if given)."""
+    total = 0.0
+    for m in re.finditer(r"^" + name + r"\{([^}]*)\} (\S+)$", http_get(port, "/metrics"), re.M):
+        if state is None or f'state="{state}"' in m.group(1):
+            total += float(m.group(2))
+    return total
+
+
+class KeepAliveClient:
+    """One keep-alive connection sending GET /work?ms=N; reconnects when the
+    server answers with Connection: close (and counts those answers)."""
+
+    def __init__(self, port):
+        self.port = port
+        self.closes = 0
+        self.idle_closes = 0
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+
+    def get(self, path, retried=False):
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        resp = b""
+        while b"\r\n\r\n" not in resp:
+            try:
+                data = self.sock.recv(4096)
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                if resp or retried:
+                    raise RuntimeError("connection closed before a response")
+                # An idle keep-alive connection the server closed: as HTTP
+                # clients do, send the request again on a new connection.
+                self.idle_closes += 1
+                self.sock.close()
+                self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=DEADLINE)
+                return self.get(path, retried=True)
+            resp += data
+        head, body = resp.split(b"\r\n\r\n", 1)
+        length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+        while len(body) < length:
+            body += self.sock.recv(4096)
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"got {head[:30]!r}")
+        if b"Connection: close" in head:
+            self.closes += 1
+            self.sock.close()
+            self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=DEADLINE)
+        return body
+
+    def close(self):
+        self.sock.close()
+
+
+def keep_alive_scenario(mode):
+    """Eight keep-alive clients connect while the pool idles at one loop, then
+    send /work until the pool has grown; returns the figures seen."""
+    proc, port = start(http_server, "--port=0", f"--config={config}", f"--rebalance={mode}")
+    out = {"errors": []}
+    try:
+        def active():
+            return metric_sum(port, "loopscale_loop_state", "active")
+
+        out["idled"] = eventually(lambda: active() == 1)
+        clients = [KeepAliveClient(port) for _ in range(8)]
+        # Eight clients and the scrape's own connection.
+        out["on_one_loop"] = eventually(lambda: metric_sum(port, "loopscale_loop_registrations") == 9)
+        stop_load = threading.Event()
+
+        def load(c):
+            try:
+                while not stop_load.is_set():
+                    c.get("/work?ms=20")
+            except Exception as e:  # noqa: BLE001 - reported by the caller
+                out["errors"].append(str(e))
+
+        workers = [threading.Thread(target=load, args=(c,)) for c in clients]
+        for w in workers:
+            w.start()
+        peak = [0]
+
+        def spread():
+            peak[0] = max(peak[0], active())
+            if mode == "move":
+                return metric_sum(port, "loopscale_loop_moves_in_total") >= 3
+            if mode == "close":
+                return sum(c.closes for c in clients) >= 3
+            return peak[0] > 1
+
+        out["spread"] = eventually(spread)
+        out["peak"] = peak[0]
+        stop_load.set()
+        for w in workers:
+            w.join()
+        # Load gone, connections open and idle: the pool goes back to one loop
+        # and the others give their threads back, if the connections can move.
+        if mode != "off":
+            out["idled_again"] = eventually(
+                lambda: active() == 1 and metric_sum(port, "loopscale_loop_state", "suspended") == 3)
+        for c in clients:
+            try:
+                c.get("/work?ms=0")
+            except Exception as e:  # noqa: BLE001 - reported by the caller
+                out["errors"].append(f"after the load: {e}")
+        out["moves"] = metric_sum(port, "loopscale_loop_moves_in_total")
+        out["closes"] = sum(c.closes for c in clients)
+        out["idle_closes"] = sum(c.idle_closes for c in clients)
+        for c in clients:
+            c.close()
+    finally:
+        out["stopped"] = stop(proc) == 0
+    return out
+
+
+r = keep_alive_scenario("move")
+check(r["idled"] and r["on_one_loop"], "--rebalance=move: 8 keep-alive clients connect to one loop")
+check(r["spread"] and not r["errors"],
+      f"--rebalance=move: under load they move to the loops the pool wakes "
+      f"({r['moves']:.0f} moves, peak {r['peak']:.0f} loops, errors {r['errors'][:2]})")
+check(r["idled_again"], "--rebalance=move: idle again with the connections open, "
+      "the pool shrinks to one loop and three loops suspend")
+check(r["closes"] == 0 and r["idle_closes"] == 0 and r["stopped"],
+      "--rebalance=move: no connection is closed; stops cleanly")
+
+r = keep_alive_scenario("close")
+check(r["spread"] and not r["errors"],
+      f"--rebalance=close: connections asked to leave get Connection: close "
+      f"({r['closes']} closes, errors {r['errors'][:2]})")
+check(r["moves"] == 0 and r["idled_again"] and r["idle_closes"] > 0 and r["stopped"],
+      f"--rebalance=close: nothing moves; idle connections are closed ({r['idle_closes']}) "
+      "and the pool shrinks")
+
+r = keep_alive_scenario("off")
+check(r["spread"] and not r["errors"],
+      f"--rebalance=off: the pool grows (peak {r['peak']:.0f}) ({r['errors'][:2]})")
+check(r["moves"] == 0 and r["closes"] == 0 and r["idle_closes"] == 0 and r["stopped"],
+      "--rebalance=off: connections stay where they were accepted")
+
+r = subprocess.run([http_server, "--port=0", "--rebalance=sideways"], capture_output=True, text=True)
+check(r.returncode == 2 and "sideways" in r.stderr, "a bad --rebalance is named")
+
 # The plain baseline of server_bench: the same server on io_context threads.
 proc, port = start(http_server, "--port=0", "--plain", "--threads=2")
 try:

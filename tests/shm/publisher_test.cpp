@@ -53,6 +53,7 @@ TEST(PublisherTest, CreatesThePrivateFileAndShowsThePool) {
   EXPECT_EQ(p.scale_ups, 7u);
   EXPECT_EQ(p.scale_downs, 3u);
   EXPECT_EQ(p.active_loops, 2u);
+  EXPECT_EQ(p.moves_requested, 21u);
   ASSERT_EQ(p.loops.size(), 4u);
   for (std::size_t i = 0; i < 4; ++i) {
     const LoopSnapshot& l = p.loops[i];
@@ -63,6 +64,9 @@ TEST(PublisherTest, CreatesThePrivateFileAndShowsThePool) {
     EXPECT_EQ(l.registrations, i);
     EXPECT_EQ(l.cpu_ns, 70u);
     EXPECT_EQ(l.scheduling_lag_ns, 49u);
+    EXPECT_EQ(l.moves_in, 9u);
+    EXPECT_EQ(l.moves_out, 10u);
+    EXPECT_EQ(l.moves_failed, i);
     EXPECT_DOUBLE_EQ(l.utilization, static_cast<double>(i % 4) / 4.0);
     EXPECT_EQ(l.state_name, i < 2 ? "active" : "suspended");
   }

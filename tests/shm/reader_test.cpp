@@ -74,26 +74,55 @@ TEST_F(CorruptFileTest, UnknownMajorVersion) {
                                      kVersionMinor)));
 }
 
-// A file written by format 1.0 lacks `scheduling_lag_ns` (the last schema
-// row): it still reads, with the lag at zero.
+// Rows added by later minor versions come last in kSchema.
+std::size_t rows_up_to_minor(std::uint32_t minor) {
+  std::size_t n = 0;
+  for (const FieldSpec& f : kSchema) n += f.since_minor <= minor ? 1 : 0;
+  return n;
+}
+
+// A file written by format 1.0 lacks `scheduling_lag_ns` and the moves: it
+// still reads, with those at zero.
 TEST_F(CorruptFileTest, FormatOneZeroFilesStillRead) {
-  ASSERT_EQ(kSchema.back().name, "scheduling_lag_ns");
-  ASSERT_EQ(kSchema.back().since_minor, 1u);
+  for (std::size_t i = 0; i < kSchema.size(); ++i) {
+    ASSERT_EQ(i < rows_up_to_minor(0), kSchema[i].since_minor == 0) << i;
+  }
   std::uint32_t minor = 0;
   std::memcpy(bytes() + offsetof(FileHeader, version_minor), &minor, 4);
-  put(offsetof(FileHeader, schema_count), kSchema.size() - 1);
+  put(offsetof(FileHeader, schema_count), rows_up_to_minor(0));
   auto snap = parse();
   ASSERT_TRUE(snap.ok()) << snap.status();
   EXPECT_EQ(snap->version_minor, 0u);
   ASSERT_FALSE(snap->processes.empty());
   for (const auto& l : snap->processes[0].loops) {
     EXPECT_EQ(l.scheduling_lag_ns, 0u);
+    EXPECT_EQ(l.moves_in, 0u);
   }
 }
 
-// A 1.1 file must have the field.
+// A file written by format 1.1 has the lag but not the moves.
+TEST_F(CorruptFileTest, FormatOneOneFilesStillRead) {
+  std::uint32_t minor = 1;
+  std::memcpy(bytes() + offsetof(FileHeader, version_minor), &minor, 4);
+  put(offsetof(FileHeader, schema_count), rows_up_to_minor(1));
+  auto snap = parse();
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  ASSERT_FALSE(snap->processes.empty());
+  EXPECT_EQ(snap->processes[0].moves_requested, 0u);
+  for (const auto& l : snap->processes[0].loops) EXPECT_EQ(l.moves_out, 0u);
+}
+
+// A 1.2 file must have the moves.
+TEST_F(CorruptFileTest, FormatOneTwoWithoutMovesIsCorrupt) {
+  put(offsetof(FileHeader, schema_count), rows_up_to_minor(1));
+  EXPECT_THAT(parse().status().message(), HasSubstr("lacks the"));
+}
+
+// A 1.1 file must have the lag.
 TEST_F(CorruptFileTest, FormatOneOneWithoutLagIsCorrupt) {
-  put(offsetof(FileHeader, schema_count), kSchema.size() - 1);
+  std::uint32_t minor = 1;
+  std::memcpy(bytes() + offsetof(FileHeader, version_minor), &minor, 4);
+  put(offsetof(FileHeader, schema_count), rows_up_to_minor(0));
   EXPECT_THAT(parse().status().message(),
               HasSubstr("lacks the loop field \"scheduling_lag_ns\""));
 }

@@ -70,6 +70,7 @@ inline PoolStats stats_at(std::string name, std::size_t loops, std::uint64_t k) 
   s.ticks = k;
   s.scale_ups = k;
   s.scale_downs = k / 2;
+  s.moves_requested = 3 * k;
   for (std::size_t i = 0; i < loops; ++i) {
     LoopStats l;
     l.index = i;
@@ -83,6 +84,9 @@ inline PoolStats stats_at(std::string name, std::size_t loops, std::uint64_t k) 
     l.resumes = k;
     l.cpu_time = std::chrono::nanoseconds(k * 10);
     l.scheduling_lag = std::chrono::nanoseconds(k * 7);
+    l.moves_in = k + 2;
+    l.moves_out = k + 3;
+    l.moves_failed = i;
     s.loops.push_back(l);
   }
   return s;

@@ -56,8 +56,10 @@ inline constexpr std::array<char, 8> kMagic = {'L', 'O', 'O', 'P',
 // A reader refuses any other major version; a minor version only appends
 // fields (in reserved space or by larger records) and never moves one.
 inline constexpr std::uint32_t kVersionMajor = 1;
-// 1.1 added the loop field `scheduling_lag_ns`.
-inline constexpr std::uint32_t kVersionMinor = 1;
+// 1.1 added the loop field `scheduling_lag_ns`; 1.2 the connection moves
+// (loop fields `moves_in`, `moves_out`, `moves_failed`, segment field
+// `moves_requested`).
+inline constexpr std::uint32_t kVersionMinor = 2;
 // Written as a native u64: a reader that sees other bytes has the wrong
 // byte order.
 inline constexpr std::uint64_t kByteOrderMark = 0x0102030405060708ULL;
@@ -137,7 +139,8 @@ struct SegmentRecord {
   char service[kNameBytes];
   char pool[kNameBytes];
   char last_decision[kDecisionBytes];  // its one-line reason
-  std::uint64_t reserved[61];
+  std::uint64_t moves_requested;  // since 1.2: connections asked to move
+  std::uint64_t reserved[60];
 };
 
 // One loop.
@@ -154,7 +157,10 @@ struct LoopRecord {
   std::uint64_t suspensions;
   std::uint64_t resumes;
   std::uint64_t scheduling_lag_ns;  // since 1.1: the last probe's wait
-  std::uint64_t reserved[5];
+  std::uint64_t moves_in;       // since 1.2: connections that moved here
+  std::uint64_t moves_out;      // since 1.2: connections that left for another loop
+  std::uint64_t moves_failed;   // since 1.2: asked to leave, could not
+  std::uint64_t reserved[2];
 };
 
 static_assert(sizeof(FileHeader) == 128);
@@ -232,6 +238,10 @@ inline constexpr std::array kSchema = {
     LOOPSCALE_SHM_FIELD(kLoop, kU64, LoopRecord, suspensions, "count", kSum),
     LOOPSCALE_SHM_FIELD(kLoop, kU64, LoopRecord, resumes, "count", kSum),
     LOOPSCALE_SHM_FIELD_SINCE(1, kLoop, kU64, LoopRecord, scheduling_lag_ns, "ns", kMax),
+    LOOPSCALE_SHM_FIELD_SINCE(2, kSegment, kU64, SegmentRecord, moves_requested, "count", kSum),
+    LOOPSCALE_SHM_FIELD_SINCE(2, kLoop, kU64, LoopRecord, moves_in, "count", kSum),
+    LOOPSCALE_SHM_FIELD_SINCE(2, kLoop, kU64, LoopRecord, moves_out, "count", kSum),
+    LOOPSCALE_SHM_FIELD_SINCE(2, kLoop, kU64, LoopRecord, moves_failed, "count", kSum),
 };
 
 #undef LOOPSCALE_SHM_FIELD

@@ -81,6 +81,10 @@ struct LoopSnapshot {
   std::uint64_t resumes = 0;
   // 0 in files of format 1.0, which lack the field.
   std::uint64_t scheduling_lag_ns = 0;
+  // Connection moves (session.hpp); 0 in files before format 1.2.
+  std::uint64_t moves_in = 0;
+  std::uint64_t moves_out = 0;
+  std::uint64_t moves_failed = 0;
   // Every numeric loop field of the schema, in schema order.
   std::vector<Figure> figures;
 };
@@ -106,6 +110,8 @@ struct ProcessSnapshot {
   std::uint64_t ticks = 0;
   std::uint64_t scale_ups = 0;
   std::uint64_t scale_downs = 0;
+  // 0 in files before format 1.2.
+  std::uint64_t moves_requested = 0;
   std::uint64_t window_ns = 0;
   double scale_down_threshold = 0.0;
   double scale_up_threshold = 0.0;
