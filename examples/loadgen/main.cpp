@@ -14,7 +14,10 @@
 // p99.9, from a log-bucketed histogram accurate to 1%), and at the end a
 // summary; --csv FILE also writes one row per second. A connection is
 // replaced after --requests_per_connection requests (0 = never), so that new
-// connections reach loops a scaled-up server has woken.
+// connections reach loops a scaled-up server has woken. With --preconnect
+// (closed loop) every connection opens at the start and stays open, idle,
+// through phases that do not use it: the keep-alive clients of connection
+// pools and proxies, which connect while a server is idle and stay.
 //
 // Exit status: 0, 1 if nothing could be sent (server down), 2 on bad flags.
 
@@ -55,6 +58,10 @@ ABSL_FLAG(std::string, phases, "0s:4c",
           "START:LEVEL,... with LEVEL Nrps (open) or Nc (closed)");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "total run time");
 ABSL_FLAG(int, requests_per_connection, 0, "reconnect after this many (0 = never)");
+ABSL_FLAG(bool, preconnect, false,
+          "closed loop: every connection opens at the start and stays open through "
+          "phases that do not use it (keep-alive clients that connect while the server "
+          "is idle)");
 ABSL_FLAG(int, max_connections, 2048, "open loop: most connections at once");
 ABSL_FLAG(std::string, csv, "", "write per-second rows to this file");
 
@@ -213,6 +220,7 @@ struct Run {
   Clock::time_point start;
   Clock::time_point end;
   int per_connection = 0;
+  bool preconnect = false;
   std::size_t max_connections = 0;
   Stats stats;
   std::deque<std::unique_ptr<Connection>> idle;  // open loop: reusable
@@ -272,9 +280,16 @@ asio::awaitable<void> open_loop(Run& run) {
 asio::awaitable<void> closed_worker(Run& run, std::size_t index) {
   asio::steady_timer pause(run.ctx);
   std::unique_ptr<Connection> c;
+  if (run.preconnect) {
+    c = std::make_unique<Connection>(run.ctx.get_executor(), run.target);
+    if (!co_await c->connect(run.endpoints)) {
+      run.stats.error();
+      c.reset();
+    }
+  }
   while (Clock::now() < run.end) {
     if (static_cast<double>(index) >= level_at(run.phases, Clock::now() - run.start)) {
-      c.reset();
+      if (!run.preconnect) c.reset();
       pause.expires_after(std::chrono::milliseconds(50));
       co_await pause.async_wait(asio::use_awaitable);
       continue;
@@ -355,6 +370,8 @@ int main(int argc, char** argv) {
     return fail("--requests_per_connection must be >= 0 and --max_connections > 0", 2);
   }
   run->per_connection = absl::GetFlag(FLAGS_requests_per_connection);
+  run->preconnect = absl::GetFlag(FLAGS_preconnect);
+  if (run->preconnect && run->open) return fail("--preconnect needs --mode=closed", 2);
   run->max_connections = static_cast<std::size_t>(absl::GetFlag(FLAGS_max_connections));
   std::FILE* csv = nullptr;
   if (const std::string path = absl::GetFlag(FLAGS_csv); !path.empty()) {
