@@ -6,7 +6,12 @@ timeline of offered load, active loops and mean utilization, and an SVG chart
 of it (demo-timeline.svg). Exits 0 only if the pool scaled up under the load
 and back down after it.
 
-usage: scripts/demo.py BUILD_DIR CONFIG [--quick]
+With --keep-alive the load comes from eight keep-alive clients (loadgen
+--mode closed --preconnect) that connect during the idle start and stay
+connected: the pool can only use the loops it wakes because their
+connections move there (loopscale/session.hpp); the timeline counts the moves.
+
+usage: scripts/demo.py BUILD_DIR CONFIG [--quick] [--keep-alive]
 """
 import json
 import os
@@ -17,11 +22,17 @@ import time
 
 build, config = sys.argv[1:3]
 quick = "--quick" in sys.argv
+keep_alive = "--keep-alive" in sys.argv
 shm = re.search(r'shm_path\s*=\s*"([^"]+)"', open(config).read()).group(1)
 service = re.search(r'service\s*=\s*"([^"]+)"', open(config).read()).group(1)
 scale = 0.5 if quick else 1.0
-# (start second, requests per second of /work?ms=10 = loops' worth x 100)
-phases = [(0, 20), (10, 120), (18, 220), (26, 340), (42, 20)]
+if keep_alive:
+    # (start second, busy connections of the eight, each a loop's worth of
+    # /work?ms=10 at most: 100 requests per second)
+    phases = [(0, 0), (10, 1), (18, 2), (26, 4), (34, 8), (46, 0)]
+else:
+    # (start second, requests per second of /work?ms=10 = loops' worth x 100)
+    phases = [(0, 20), (10, 120), (18, 220), (26, 340), (42, 20)]
 duration = 60
 phases = [(int(t * scale), r) for t, r in phases]
 duration = int(duration * scale)
@@ -35,22 +46,30 @@ if not m:
     server.kill()
     sys.exit("demo: http_server did not start")
 port = int(m.group(1))
-spec = ",".join(f"{t}s:{r}rps" for t, r in phases)
-print(f"http_server on port {port}; loadgen --mode open --phases {spec} "
-      f"(each request keeps a loop busy 10 ms)\n")
+if keep_alive:
+    spec = ",".join(f"{t}s:{c}c" for t, c in phases)
+    print(f"http_server on port {port}; loadgen --mode closed --preconnect --phases {spec}\n"
+          f"(8 keep-alive connections opened at the start and kept; each busy one sends\n"
+          f"/work?ms=10 requests back to back, a loop's worth when alone on its loop)\n")
+    load_args = ["--mode=closed", "--preconnect"]
+else:
+    spec = ",".join(f"{t}s:{r}rps" for t, r in phases)
+    print(f"http_server on port {port}; loadgen --mode open --phases {spec} "
+          f"(each request keeps a loop busy 10 ms)\n")
+    load_args = ["--mode=open", "--requests_per_connection=10"]
 loadgen = subprocess.Popen(
     [f"{build}/examples/loadgen", f"--url=http://127.0.0.1:{port}/work?ms=10",
-     "--mode=open", f"--phases={spec}", f"--duration={duration}s",
-     "--requests_per_connection=10", "--csv=demo-load.csv"],
+     f"--phases={spec}", f"--duration={duration}s", "--csv=demo-load.csv"] + load_args,
     stdout=open("demo-load.log", "w"), stderr=subprocess.STDOUT, text=True)
 
 
 def offered(t):
+    """Requests per second offered at `t` (keep-alive: busy connections x 100)."""
     rate = phases[0][1]
     for start, r in phases:
         if start <= t:
             rate = r
-    return rate
+    return rate * 100 if keep_alive else rate
 
 
 timeline = []  # (t, offered rps, active loops, mean utilization, states)
@@ -74,22 +93,26 @@ while loadgen.poll() is None:
     bars = " ".join(
         {"active": "A", "draining": "D", "suspending": "s"}.get(l["state"], "-") +
         "[" + ("#" * round(l["utilization"] * 8)).ljust(8, ".") + "]" for l in loops)
-    timeline.append((t, offered(t), svc["active_loops"], svc["utilization"], states))
-    print(f"{t:5.1f}s {offered(t):6d}/s {svc['active_loops']:6d} {svc['utilization']:5.2f}  {bars}",
-          flush=True)
+    moves = sum(l.get("moves_in", 0) for l in loops)
+    timeline.append((t, offered(t), svc["active_loops"], svc["utilization"], states, moves))
+    print(f"{t:5.1f}s {offered(t):6d}/s {svc['active_loops']:6d} {svc['utilization']:5.2f}  {bars}"
+          f"  moves {moves:.0f}", flush=True)
 
 server.terminate()
 server.wait(timeout=30)
 summary = "".join(l for l in open("demo-load.log") if l.startswith("summary:"))
 
 print("\nTimeline (5 s buckets)")
-print(f"{'from':>5} {'offered':>8} {'active loops':>13} {'mean util':>10}")
+print(f"{'from':>5} {'offered':>8} {'active loops':>13} {'mean util':>10} {'moves':>6}")
+moved_before = 0
 for b in range(0, duration, 5):
     rows = [x for x in timeline if b <= x[0] < b + 5]
     if rows:
+        moved = max(x[5] for x in rows)
         print(f"{b:4d}s {max(x[1] for x in rows):6d}/s "
               f"{min(x[2] for x in rows):5d} .. {max(x[2] for x in rows):<5d}"
-              f"{sum(x[3] for x in rows) / len(rows):10.2f}")
+              f"{sum(x[3] for x in rows) / len(rows):10.2f} {moved - moved_before:6.0f}")
+        moved_before = moved
 
 # The chart: offered load (loops' worth), active loops, utilization x max.
 W, H, PAD = 800, 320, 40
@@ -139,8 +162,12 @@ print(f"\nloadgen: {summary.strip() or 'see demo-load.csv'}")
 print(f"active loops: {before} after the idle start, peak {peak} under load, {last} at the end")
 print("chart: demo-timeline.svg; per-second load: demo-load.csv")
 print("(A active, D draining, s suspending, - suspended; # = utilization in the last window)")
-if peak > before and last < peak:
+moves = timeline[-1][5] if timeline else 0
+if keep_alive:
+    print(f"connection moves: {moves:.0f} (the keep-alive clients followed the loops)")
+if peak > before and last < peak and (moves > 0 or not keep_alive):
     print("OK: the pool scaled up under load and back down after")
     sys.exit(0)
-print("FAILED: the pool did not scale up and back down")
+print("FAILED: the pool did not scale up and back down" +
+      (" with its connections moving" if keep_alive else ""))
 sys.exit(1)
