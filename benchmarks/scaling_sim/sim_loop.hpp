@@ -7,9 +7,11 @@
 //   * A loop holds a thread while it is not suspended, and while it still has
 //     queued work after accepting to suspend (a suspending loop finishes its
 //     queue, as an `EventLoop` does).
-//   * `try_suspend()` refuses while the loop holds a registration: with
-//     long-lived connections, a loop that got work holds one for
-//     `lifetime` seconds after its last work.
+//   * Long-lived connections (traces with `connections`): a loop holds a
+//     count of them; its work is theirs, and `try_suspend()` refuses while
+//     it holds any. `request_moves()` (RebalancingExecutor) records how many
+//     the monitor wants gone; the simulator moves them, one step later at
+//     the latest, each at a cost in work on the loop it leaves.
 //   * `scheduling_lag()` is a probe, as in `EventLoop`: it is posted behind
 //     the queue at one tick and read at the next, so a queue that builds up
 //     within a window shows only a window later, and a probe still waiting
@@ -50,10 +52,9 @@ struct SimLoop {
   // Accumulated measurement error added to what busy_time() reports.
   double noise = 0.0;
   bool suspended = false;
-  // When the loop last received work, and how long a connection outlives
-  // its last work (0: no long-lived connections).
-  double last_work = -std::numeric_limits<double>::infinity();
-  double lifetime = 0.0;
+  // Long-lived connections held, and how many the monitor asked to leave.
+  std::size_t connections = 0;
+  std::size_t move_quota = 0;
   // The probe in flight: posted at `probe_at` behind `probe_ahead` of work.
   bool probe_pending = false;
   double probe_at = 0.0;
@@ -67,7 +68,6 @@ struct SimLoop {
   double arrive(double amount) {
     const double wait = queue;
     queue += amount;
-    if (amount > 0.0) last_work = now;
     return wait;
   }
 
@@ -90,9 +90,10 @@ struct SimLoop {
   }
   void resume() { suspended = false; }
   bool is_suspended() const { return suspended; }
-  std::size_t registrations() const {
-    return lifetime > 0.0 && now - last_work < lifetime ? 1 : 0;
-  }
+  std::size_t registrations() const { return connections; }
+
+  // --- RebalancingExecutor ---
+  void request_moves(std::size_t n) { move_quota = n; }
 
   // --- LagReportingExecutor ---
   std::chrono::nanoseconds scheduling_lag() {
@@ -112,6 +113,7 @@ struct SimLoop {
 };
 static_assert(ScalableExecutor<SimLoop>);
 static_assert(LagReportingExecutor<SimLoop>);
+static_assert(RebalancingExecutor<SimLoop>);
 
 }  // namespace loopscale::sim
 

@@ -142,6 +142,38 @@ class Driver {
   std::string reason_;
 };
 
+// Moves the connections the monitor asked to leave (SimLoop::move_quota),
+// each to the active loop holding the fewest, as sessions do
+// (LoopPool::rebalance_target: only where that evens the counts out, or off
+// a loop out of rotation). A move costs the loop it leaves `cost` of work.
+// Returns the number of moves.
+int move_connections(std::vector<SimLoop>& loops,
+                     const std::vector<std::size_t>& active, double cost) {
+  int moves = 0;
+  for (std::size_t i = 0; i < loops.size(); ++i) {
+    SimLoop& from = loops[i];
+    const bool in_rotation =
+        std::find(active.begin(), active.end(), i) != active.end();
+    while (from.move_quota > 0 && from.connections > 0) {
+      SimLoop* to = nullptr;
+      for (std::size_t j : active) {
+        if (j != i && (to == nullptr || loops[j].connections < to->connections)) {
+          to = &loops[j];
+        }
+      }
+      if (to == nullptr || (in_rotation && to->connections + 2 > from.connections)) {
+        break;
+      }
+      --from.move_quota;
+      --from.connections;
+      ++to->connections;
+      from.arrive(cost);
+      ++moves;
+    }
+  }
+  return moves;
+}
+
 }  // namespace
 
 std::string_view to_string(Policy policy) {
@@ -193,9 +225,14 @@ SimResult simulate(const Trace& trace, Policy policy,
   // been running a while would be.
   std::vector<SimLoop> loops(n);
   const std::size_t start = oracle_level(trace.demand(0), c, n);
-  for (std::size_t i = 0; i < n; ++i) {
-    loops[i].lifetime = trace.connection_lifetime;
-    loops[i].suspended = i >= start;
+  for (std::size_t i = 0; i < n; ++i) loops[i].suspended = i >= start;
+  // The oracle spreads work ideally; everyone else serves connections where
+  // they are.
+  const bool pinned = trace.connections > 0 && policy != Policy::kOracle;
+  if (pinned) {
+    for (std::size_t k = 0; k < trace.connections; ++k) {
+      ++loops[k % std::max<std::size_t>(start, 1)].connections;
+    }
   }
   Driver driver(policy, loops, options);
   std::mt19937_64 rng(options.seed);
@@ -229,12 +266,25 @@ SimResult simulate(const Trace& trace, Policy policy,
     for (SimLoop& l : loops) l.now = t;
 
     const std::vector<std::size_t>& active = driver.active();
-    double total_weight = 0;
-    for (std::size_t i : active) total_weight += weight[i];
-    for (std::size_t i : active) {
-      const double share = demand * dt * weight[i] / total_weight;
-      delays.add(loops[i].arrive(share), share);
-      r.work_arrived += share;
+    if (pinned) {
+      const int moved = move_connections(loops, active, options.move_cost);
+      r.moves += moved;
+      r.work_arrived += moved * options.move_cost;  // the moves' own work
+      const double per_connection =
+          demand * dt / static_cast<double>(trace.connections);
+      for (SimLoop& l : loops) {
+        const double share = per_connection * static_cast<double>(l.connections);
+        delays.add(l.arrive(share), share);
+        r.work_arrived += share;
+      }
+    } else {
+      double total_weight = 0;
+      for (std::size_t i : active) total_weight += weight[i];
+      for (std::size_t i : active) {
+        const double share = demand * dt * weight[i] / total_weight;
+        delays.add(loops[i].arrive(share), share);
+        r.work_arrived += share;
+      }
     }
     double queued = 0;
     std::size_t running = 0;
@@ -286,8 +336,15 @@ SimResult simulate(const Trace& trace, Policy policy,
         edge.first_reaction = since;
       }
       if (edge.needed_level < 0) {
+        std::size_t serving = n_active;
+        if (pinned) {
+          serving = 0;
+          for (std::size_t i : driver.active()) {
+            serving += loops[i].connections > 0 ? 1 : 0;
+          }
+        }
         const bool reached =
-            up ? n_active >= bounded(edge.after, c, n)
+            up ? serving >= bounded(edge.after, c, n)
                : n_active <= oracle_level(edge.after, c, n);
         if (reached) edge.needed_level = since;
       }

@@ -9,7 +9,9 @@
 //
 // The model (sim_loop.hpp has the loop): every `dt` the trace's demand (in
 // loop-units) is split across the active loops by the chooser (equal shares,
-// or skewed by `imbalance`); each loop does at most one unit per second, and
+// or skewed by `imbalance`), or, for a trace of long-lived connections,
+// across the loops by the connections they hold (moved by the pool's
+// requests, as sessions move); each loop does at most one unit per second, and
 // the rest queues on that loop and is worked off later. Our policies run in
 // the real `UtilizationMonitor` and `AutoScalingChooser` over `SimLoop`s,
 // ticked at every window of virtual time; Netty's in `NettyPolicy`; the
@@ -63,6 +65,9 @@ struct SimOptions {
   std::uint64_t seed = 1;
   // Keep one line per action in SimResult::log.
   bool log = false;
+  // Work one connection move costs the loop it leaves, loop-seconds
+  // (benchmarks/loop_bench measures a real move: tens of microseconds).
+  double move_cost = 0.0001;
 };
 
 // The fluid model: min 1, max 8, window 0.5 s, thresholds
@@ -77,8 +82,9 @@ struct EdgeReaction {
   double after = 0.0;
   // First action in the edge's direction.
   int first_reaction = -1;
-  // Up: active loops >= ceil(after) (enough capacity). Down: active loops
-  // <= the oracle's level.
+  // Up: active loops >= ceil(after) (enough capacity; with long-lived
+  // connections, active loops that hold some: capacity in use). Down:
+  // active loops <= the oracle's level.
   int needed_level = -1;
 };
 
@@ -104,6 +110,8 @@ struct SimResult {
   double queued_at_end = 0.0;
   // Ticks that woke or suspended/drained loops.
   int scale_actions = 0;
+  // Connections moved between loops (traces with connections).
+  int moves = 0;
   // Actions that reversed the previous one within kFlapWindows windows.
   int flaps = 0;
   std::vector<EdgeReaction> edges;

@@ -20,13 +20,15 @@ namespace {
 constexpr double kLow = 0.45;
 constexpr double kHigh = 4.6;
 constexpr double kMid = 2.9;
+// Connections of the long-lived traces: a few per loop at the peak.
+constexpr std::size_t kLongLivedConnections = 64;
 
 // A trace that is `low` until `up`, `high` until `down`, `low` to the end.
 Trace step(std::string name, std::string description, double low, double high,
            double up, double down, double duration) {
   return Trace{std::move(name), std::move(description), duration,
                [=](double t) { return t >= up && t < down ? high : low; },
-               {up, down}, 0.0};
+               {up, down}};
 }
 
 absl::string_view sv(std::string_view s) { return {s.data(), s.size()}; }
@@ -47,26 +49,26 @@ std::vector<Trace> builtin_traces() {
         if (t < 250) return 6.0 - 5.7 * (t - 130) / 120;
         return 0.3;
       },
-      {}, 0.0});
+      {}});
   out.push_back(Trace{
       "sine", "3 +- 2.55, period 2 min, 6 min", 360,
       [](double t) {
         return 3.0 - 2.55 * std::cos(2 * std::numbers::pi * t / 120);
       },
-      {}, 0.0});
+      {}});
   out.push_back(Trace{
       "spikes", "0.6 with 1 s spikes to 4 every 20 s", 200,
       [](double t) {
         const double phase = std::fmod(t, 20.0);
         return t >= 10 && phase >= 10 && phase < 11 ? 4.0 : 0.6;
       },
-      {}, 0.0});
+      {}});
   out.push_back(Trace{
       "flap", "1.45 +- 0.2 (around 2 loops x 0.75), period 4 s", 120,
       [](double t) {
         return 1.45 + 0.2 * std::sin(2 * std::numbers::pi * t / 4);
       },
-      {}, 0.0});
+      {}});
   out.push_back(Trace{
       "diurnal", "a day in 10 min: night 0.4, morning ramp, noon 5.2, evening 3",
       600,
@@ -79,12 +81,14 @@ std::vector<Trace> builtin_traces() {
         const double evening = 0.4 * std::exp(-std::pow((h - 19) / 2.0, 2));
         return 0.4 + 3.2 * day * day + 1.6 * noon + 1.2 * evening;
       },
-      {}, 0.0});
+      {}});
+  // At 0.45 the pool runs one loop: every connection is on it when the
+  // step comes.
   Trace ll = step("step_long_lived",
-                  "the step, each loop holding connections 20 s after its "
-                  "last work",
+                  "the step, its demand from 64 long-lived connections, all "
+                  "connected before it",
                   kLow, kHigh, 20, 60, 140);
-  ll.connection_lifetime = 20.0;
+  ll.connections = kLongLivedConnections;
   out.push_back(std::move(ll));
   return out;
 }

@@ -11,6 +11,7 @@
 #ifndef LOOPSCALE_BENCHMARKS_SCALING_SIM_TRACE_HPP_
 #define LOOPSCALE_BENCHMARKS_SCALING_SIM_TRACE_HPP_
 
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -30,9 +31,14 @@ struct Trace {
   // Instants where the demand jumps: the simulator measures the reaction to
   // each.
   std::vector<double> edges;
-  // Long-lived connections: a loop that got work holds a registration for
-  // this many seconds after its last work (0: none).
-  double connection_lifetime = 0.0;
+  // Long-lived connections (0: none; the chooser spreads the demand over the
+  // active loops). Otherwise the demand comes from this many connections,
+  // evenly, each pinned to a loop until the pool moves it
+  // (ScalingConfig::rebalance_connections): a loop's work is its
+  // connections' share, and it cannot suspend while it holds any.
+  // They connect before the trace starts, spread over the loops active at
+  // its start.
+  std::size_t connections = 0;
 };
 
 // The traces `scaling_sim --all` runs, in table order.
