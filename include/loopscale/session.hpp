@@ -180,9 +180,9 @@ class Session {
   Session(LoopPool& pool, Socket socket, State state, Rebalance mode)
       : pool_(&pool),
         home_(&socket.get_executor().loop()),
+        registration_(home_->register_connection()),
         socket_(std::move(socket)),
         state_(std::move(state)),
-        registration_(home_->register_connection()),
         mode_(mode) {
     hook_.owner = this;
     hook_.interrupt = [](void* owner) {
@@ -283,9 +283,11 @@ class Session {
   EventLoop* home_;
   // The loop whose session list holds `hook_`, if any.
   EventLoop* listed_on_ = nullptr;
+  // Declared before the socket, so released after it closes: a count of
+  // zero means the descriptors are gone too.
+  Registration registration_;
   std::optional<Socket> socket_;
   State state_;
-  Registration registration_;
   detail::SessionHook hook_;
   asio::cancellation_signal cancel_;
   // Claimed, not yet moved: where the session goes once serve returns.
