@@ -229,17 +229,6 @@ double time_to_start(const Executor& ex, Poster poster = Poster::kSpins) {
   return std::chrono::duration<double, std::micro>(started - posted).count();
 }
 
-// Reports the p50 and p99 of `samples` as counters p50_us and p99_us.
-void report_percentiles(benchmark::State& state, std::vector<double> samples) {
-  std::sort(samples.begin(), samples.end());
-  auto pct = [&](double p) {
-    return samples[static_cast<std::size_t>(
-        p * static_cast<double>(samples.size() - 1))];
-  };
-  state.counters["p50_us"] = pct(0.50);
-  state.counters["p99_us"] = pct(0.99);
-}
-
 // Post to a suspended loop until its handler starts on the fresh thread.
 template <Poster kPoster>
 void BM_ResumeLatency(benchmark::State& state) {
@@ -310,9 +299,24 @@ void register_benchmarks(benchmark::IterationCount iterations) {
   add("WakeLatency/loopscale", BM_WakeLatency<ScaledLoop>, 300);
   add("ResumeLatency/loopscale", BM_ResumeLatency<Poster::kSpins>, 300);
   add("ResumeLatency/poster-blocks", BM_ResumeLatency<Poster::kBlocks>, 300);
+  register_session_benchmarks(
+      [&](const char* name, void (*fn)(benchmark::State&)) { add(name, fn); });
 }
 
 }  // namespace
+
+// See loop_bench.hpp.
+void loopscale_bench::report_percentiles(benchmark::State& state,
+                                         std::vector<double> samples) {
+  std::sort(samples.begin(), samples.end());
+  auto pct = [&](double p) {
+    return samples[static_cast<std::size_t>(
+        p * static_cast<double>(samples.size() - 1))];
+  };
+  state.counters["p50_us"] = pct(0.50);
+  state.counters["p99_us"] = pct(0.99);
+}
+
 
 int main(int argc, char** argv) {
   // Our one flag, taken out before Google Benchmark sees the rest.

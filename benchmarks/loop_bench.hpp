@@ -145,6 +145,12 @@ using AddBenchmark =
 
 // Registers the Coroutines and TypedCoroutines cases (loop_bench_coroutines.cpp).
 void register_coroutine_benchmarks(AddBenchmark add);
+// The session cases (loop_bench_sessions.cpp).
+void register_session_benchmarks(AddBenchmark add);
+
+// Reports the p50 and p99 of `samples` (microseconds) as the counters p50_us
+// and p99_us.
+void report_percentiles(benchmark::State& state, std::vector<double> samples);
 
 }  // namespace loopscale_bench
 

@@ -160,6 +160,12 @@ class Session {
                      [this, h = std::move(handler)](std::error_code ec,
                                                     std::size_t n) mutable {
                        hook_.waiting = false;
+                       // An interruption that came after the read had
+                       // completed cut nothing short: forget it, or the
+                       // session would never be interrupted again.
+                       if (ec != asio::error::operation_aborted) {
+                         hook_.interrupted = false;
+                       }
                        std::move(h)(ec, n);
                      }));
         },
@@ -239,8 +245,15 @@ class Session {
       if (!claim()) return Next::kServeAgain;
     }
     if (target_ == nullptr) return Next::kEnd;
-    EventLoop& target = *std::exchange(target_, nullptr);
-    if (move_to(target)) return Next::kMoved;
+    EventLoop* target = std::exchange(target_, nullptr);
+    // Chosen at the boundary; if it has left rotation since, a move there
+    // would take it back (work submitted to a draining loop cancels its
+    // suspension): choose again.
+    if (target->is_suspended() && !target->stopping()) {
+      target = pool_->rebalance_target(*home_);
+      if (target == nullptr) return Next::kServeAgain;
+    }
+    if (move_to(*target)) return Next::kMoved;
     return socket_->is_open() ? Next::kServeAgain : Next::kEnd;
   }
 

@@ -211,8 +211,11 @@ TEST(SessionStressTest, MovesUnderLoadLoseNoByteAndBreakNoConnection) {
       pool->chooser().publish(others);
       EventLoop& loop = pool->loop(victim);
       if (!loop.try_suspend()) break;
-      // Asked again until empty, as the monitor asks at every tick.
+      // Asked again until empty, as the monitor asks at every tick (and, as
+      // the monitor would, drained again if a straggler's move or post
+      // brought it back into service).
       const bool emptied = eventually([&] {
+        if (loop.state() == LoopState::kActive) (void)loop.try_suspend();
         loop.request_moves(loop.registrations());
         return loop.registrations() == 0 || done.load();
       });
