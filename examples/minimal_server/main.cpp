@@ -1,38 +1,47 @@
 // A complete server on a loopscale pool: answers every line with "ok".
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
-#include <asio/read_until.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/write.hpp>
 #include <loopscale/awaitable.hpp>  // loopscale::awaitable, use_awaitable
 #include <loopscale/io.hpp>         // loopscale::tcp_socket, tcp_acceptor
 #include <loopscale/loop_pool.hpp>
+#include <loopscale/session.hpp>    // connections that follow the scaler
 
+#include <array>
 #include <cstdio>
 #include <string>
 
-loopscale::awaitable<void> session(loopscale::tcp_socket socket, loopscale::Registration) {
-  std::string line;
-  std::error_code ec;
-  while (!ec) {
-    const auto n = co_await asio::async_read_until(
-        socket, asio::dynamic_buffer(line), '\n',
-        asio::redirect_error(loopscale::use_awaitable, ec));
-    if (ec) break;
-    line.erase(0, n);
-    co_await asio::async_write(socket, asio::buffer("ok\n", 3),
+// What a connection keeps across reads, and takes along when it moves.
+struct Lines {
+  std::array<char, 1024> buf;
+  std::string partial;  // a line not yet complete
+};
+
+loopscale::awaitable<void> serve(loopscale::Session<Lines>& s) {
+  while (!s.leaving()) {  // between two reads: where it may move to another loop
+    std::error_code ec;
+    const std::size_t n = co_await s.async_read_some(
+        asio::buffer(s.state().buf), asio::redirect_error(loopscale::use_awaitable, ec));
+    if (ec) co_return;  // closed, or on its way to another loop
+    std::string& partial = s.state().partial;
+    partial.append(s.state().buf.data(), n);
+    std::string replies;
+    for (auto eol = partial.find('\n'); eol != std::string::npos; eol = partial.find('\n')) {
+      partial.erase(0, eol + 1);
+      replies += "ok\n";
+    }
+    co_await asio::async_write(s.socket(), asio::buffer(replies),
                                asio::redirect_error(loopscale::use_awaitable, ec));
+    if (ec) co_return;
   }
 }
 
 loopscale::awaitable<void> listen(loopscale::LoopPool& pool, loopscale::tcp_acceptor& acceptor) {
   for (;;) {
-    loopscale::LoopExecutor loop = pool.next();  // an active loop
-    loopscale::tcp_socket socket(loop);
+    loopscale::tcp_socket socket(pool.next());  // on an active loop
     co_await acceptor.async_accept(socket, loopscale::use_awaitable);
-    // The Registration keeps the loop from being suspended under its client.
-    asio::co_spawn(loop, session(std::move(socket), loop.loop().register_connection()),
-                   asio::detached);
+    loopscale::spawn_session(pool, std::move(socket), Lines{}, serve);
   }
 }
 

@@ -21,7 +21,7 @@
 // `execute` that allocates. `benchmarks/loop_bench` measures 64 coroutines
 // awaiting re-armed timers at about 1.10x a plain `io_context` that way
 // (Coroutines) and at 0.99x when coroutine and timer are typed on the loop's
-// executor (TypedCoroutines; README, Performance). Await operations of the
+// executor (TypedCoroutines; docs/performance.md). Await operations of the
 // typed I/O objects of `loopscale/io.hpp` with `loopscale::use_awaitable`:
 // an `asio::steady_timer` or `asio::ip::tcp::socket` awaited from here still
 // completes through its own `any_io_executor`.

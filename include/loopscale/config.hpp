@@ -76,7 +76,7 @@ enum class ScaleSignal {
   // `patience_cycles` windows of mean utilization above
   // `scale_up_threshold` otherwise, and shrinks once fewer loops would have
   // done for 2 x `patience_cycles` windows. See scaling_policy.hpp and the
-  // README's tuning guide (benchmarks/scaling_sim measures it).
+  // tuning guide in docs/scaling.md (benchmarks/scaling_sim measures it).
   kTarget,
 };
 
