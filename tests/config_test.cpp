@@ -106,6 +106,18 @@ TEST(ValidateTest, RejectsZeroRampDown) {
   EXPECT_THAT(validate(c).message(), HasSubstr("max_ramp_down_step = 0"));
 }
 
+TEST(ValidateTest, RejectsMovesPerWindowOutsideItsRange) {
+  ScalingConfig c;
+  c.max_moves_per_window = 0;
+  EXPECT_THAT(validate(c).message(),
+              AllOf(HasSubstr("max_moves_per_window = 0"),
+                    HasSubstr("rebalance_connections = false")));
+  c.max_moves_per_window = kMaxMovesPerWindow + 1;
+  EXPECT_THAT(validate(c).message(), HasSubstr("max_moves_per_window = 1000001"));
+  c.max_moves_per_window = kMaxMovesPerWindow;
+  EXPECT_TRUE(validate(c).ok());
+}
+
 TEST(ValidateTest, RejectsAbsurdLoopCounts) {
   ScalingConfig c;
   c.max_loops = 1'000'000;
@@ -181,6 +193,8 @@ scale_down_cooldown_cycles = 5
 signal = "average"
 target_utilization = 0.6
 drain_connected_loops = false
+rebalance_connections = false
+max_moves_per_window = 7
 [metrics]
 enabled = true
 shm_path = "/dev/shm/x"
@@ -201,6 +215,8 @@ file_mode = 0o660
   EXPECT_EQ(o->scaling.signal, ScaleSignal::kAverage);
   EXPECT_EQ(o->scaling.target_utilization, 0.6);
   EXPECT_FALSE(o->scaling.drain_connected_loops);
+  EXPECT_FALSE(o->scaling.rebalance_connections);
+  EXPECT_EQ(o->scaling.max_moves_per_window, 7u);
   EXPECT_TRUE(o->metrics.enabled);
   EXPECT_EQ(o->metrics.shm_path, "/dev/shm/x");
   EXPECT_EQ(o->metrics.service, "svc");
@@ -312,6 +328,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"scaling", "target_utilization", "nan"},
         BadValue{"scaling", "target_utilization", "\"70%\""},
         BadValue{"scaling", "drain_connected_loops", "\"yes\""},
+        BadValue{"scaling", "rebalance_connections", "1"},
+        BadValue{"scaling", "max_moves_per_window", "0"},
+        BadValue{"scaling", "max_moves_per_window", "1000001"},
+        BadValue{"scaling", "max_moves_per_window", "-3"},
         BadValue{"metrics", "enabled", "1"},
         BadValue{"metrics", "shm_path", "\"relative/path\""},
         BadValue{"metrics", "service",

@@ -126,5 +126,70 @@ TEST(ScalingPolicyTest, NamesAreStable) {
   EXPECT_EQ(to_string(ScaleSignal::kAverage), "average");
 }
 
+// Connections: who is asked to leave, as a pure function of the statuses and
+// connection counts the decision left behind.
+LoopObservation at(ExecutorStatus status, std::size_t connections) {
+  return LoopObservation{status, 0.0, connections, {}};
+}
+
+constexpr ExecutorStatus kActive = ExecutorStatus::kActive;
+constexpr ExecutorStatus kDraining = ExecutorStatus::kDraining;
+constexpr ExecutorStatus kSuspended = ExecutorStatus::kSuspended;
+
+TEST(PlanMovesTest, AfterAScaleUpLoopsAboveTheirShareShedTheExcess) {
+  ScalingPolicy p(ScalingConfig{}, 4);
+  // Eight connections that came while one loop was active; four are now.
+  const std::vector<LoopObservation> after = {
+      at(kActive, 8), at(kActive, 0), at(kActive, 0), at(kActive, 0)};
+  EXPECT_THAT(p.plan_moves(after), ElementsAre(6, 0, 0, 0));
+  // Share rounds up: 9 over 4 is 3 each at most.
+  EXPECT_THAT(p.plan_moves(std::vector<LoopObservation>{
+                  at(kActive, 5), at(kActive, 4), at(kActive, 0), at(kActive, 0)}),
+              ElementsAre(2, 1, 0, 0));
+}
+
+TEST(PlanMovesTest, ADrainingLoopAsksAllItsConnectionsToLeave) {
+  ScalingPolicy p(ScalingConfig{}, 3);
+  EXPECT_THAT(p.plan_moves(std::vector<LoopObservation>{
+                  at(kActive, 2), at(kActive, 2), at(kDraining, 3)}),
+              ElementsAre(0, 0, 3));
+}
+
+TEST(PlanMovesTest, NothingMovesBetweenLoopsInBalance) {
+  ScalingPolicy p(ScalingConfig{}, 3);
+  EXPECT_TRUE(p.plan_moves(std::vector<LoopObservation>{
+                               at(kActive, 3), at(kActive, 2), at(kActive, 3)})
+                  .empty());
+  // A suspended loop holds nothing that could move, and takes nothing.
+  EXPECT_TRUE(p.plan_moves(std::vector<LoopObservation>{
+                               at(kActive, 2), at(kSuspended, 0), at(kActive, 2)})
+                  .empty());
+}
+
+TEST(PlanMovesTest, MovesPerLoopAreCappedPerWindow) {
+  ScalingConfig c;
+  c.max_moves_per_window = 5;
+  ScalingPolicy p(c, 3);
+  EXPECT_THAT(p.plan_moves(std::vector<LoopObservation>{
+                  at(kActive, 100), at(kActive, 0), at(kDraining, 40)}),
+              ElementsAre(5, 0, 5));
+}
+
+TEST(PlanMovesTest, RebalancingOffAsksNothing) {
+  ScalingConfig c;
+  c.rebalance_connections = false;
+  ScalingPolicy p(c, 2);
+  EXPECT_TRUE(p.plan_moves(std::vector<LoopObservation>{
+                               at(kActive, 10), at(kDraining, 3)})
+                  .empty());
+}
+
+TEST(PlanMovesTest, WithNoActiveLoopNothingMoves) {
+  ScalingPolicy p(ScalingConfig{}, 2);
+  EXPECT_TRUE(p.plan_moves(std::vector<LoopObservation>{
+                               at(kDraining, 4), at(kSuspended, 0)})
+                  .empty());
+}
+
 }  // namespace
 }  // namespace loopscale
