@@ -22,6 +22,7 @@
 #include <asio/write.hpp>
 
 #include "gtest/gtest.h"
+#include "support/echo_session.hpp"
 #include "support/wait.hpp"
 
 namespace loopscale {
@@ -31,27 +32,8 @@ using namespace std::chrono_literals;
 using asio::ip::tcp;
 using ::loopscale::testing::eventually;
 
-struct EchoState {
-  std::array<char, 4096> buf{};
-  // Set by the test: the next read makes the loop busy for this long before
-  // answering (a long request).
-  std::chrono::milliseconds slow{0};
-};
-
-awaitable<void> echo(Session<EchoState>& s) {
-  while (!s.leaving()) {
-    std::error_code ec;
-    const std::size_t n = co_await s.async_read_some(
-        asio::buffer(s.state().buf), asio::redirect_error(use_awaitable, ec));
-    if (ec) co_return;
-    if (s.state().slow > 0ms) {
-      std::this_thread::sleep_for(std::exchange(s.state().slow, 0ms));
-    }
-    co_await asio::async_write(s.socket(), asio::buffer(s.state().buf, n),
-                               asio::redirect_error(use_awaitable, ec));
-    if (ec) co_return;
-  }
-}
+using ::loopscale::testing::echo;
+using ::loopscale::testing::EchoState;
 
 std::size_t open_fds() {
   const std::filesystem::directory_iterator fds("/proc/self/fd");

@@ -28,6 +28,7 @@
 #include <asio/write.hpp>
 
 #include "loopscale/session.hpp"
+#include "support/echo_session.hpp"
 #include "support/wait.hpp"
 
 namespace loopscale {
@@ -45,21 +46,8 @@ constexpr std::uint64_t kDrainsBeforeSecondHalf = 8;
 constexpr std::size_t kMaxPayload = 120;
 constexpr std::size_t kHeader = 8;  // payload length, checksum
 
-struct EchoState {
-  std::array<char, 4096> buf{};
-};
-
-awaitable<void> echo(Session<EchoState>& s) {
-  while (!s.leaving()) {
-    std::error_code ec;
-    const std::size_t n = co_await s.async_read_some(
-        asio::buffer(s.state().buf), asio::redirect_error(use_awaitable, ec));
-    if (ec) co_return;
-    co_await asio::async_write(s.socket(), asio::buffer(s.state().buf, n),
-                               asio::redirect_error(use_awaitable, ec));
-    if (ec) co_return;
-  }
-}
+using ::loopscale::testing::echo;
+using ::loopscale::testing::EchoState;
 
 std::uint32_t checksum(const char* data, std::size_t n) {
   std::uint32_t h = 2166136261u;  // FNV-1a
