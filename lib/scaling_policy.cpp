@@ -128,16 +128,32 @@ void ScalingPolicy::baseline(std::span<const LoopObservation> observations) {
   target_levels_.clear();
 }
 
-ScaleDecision ScalingPolicy::decide(
-    std::span<const LoopObservation> obs) {
+ScaleDecision ScalingPolicy::decide(std::span<const LoopObservation> obs) {
   assert(obs.size() == loops_.size());
-  const ScalingConfig& c = config_;
   ScaleDecision d;
-  d.utilizations.reserve(obs.size());
+  const Window w = observe(obs, d);
+  const bool cooling = cooldown_left_ > 0;
+  if (cooling) --cooldown_left_;
+  if (w.active.size() < min_active()) {
+    wake_below_min(obs, w, d);
+  } else if (w.active.size() > max_active()) {
+    shed_above_max(obs, w, d);
+  } else if (config_.signal == ScaleSignal::kTarget) {
+    decide_target(obs, w, cooling, d);
+  } else if (!threshold_scale_up(obs, w, d)) {
+    threshold_scale_down(obs, w, cooling, d);
+  } else {
+    note_scale_down_held_by_up(w, d);
+  }
+  finish(w, d);
+  return d;
+}
 
-  // Streaks, grace, and the active set as the executors report it.
-  std::vector<std::size_t> active;
-  double sum_u = 0.0;
+ScalingPolicy::Window ScalingPolicy::observe(
+    std::span<const LoopObservation> obs, ScaleDecision& d) {
+  const ScalingConfig& c = config_;
+  Window w;
+  d.utilizations.reserve(obs.size());
   for (std::size_t i = 0; i < obs.size(); ++i) {
     Loop& loop = loops_[i];
     const double u = obs[i].utilization;
@@ -151,8 +167,8 @@ ScaleDecision ScalingPolicy::decide(
       continue;
     }
     if (just_woken) loop.woken_seq = ++seq_;
-    active.push_back(i);
-    sum_u += u;
+    w.active.push_back(i);
+    w.sum_u += u;
     if (u > c.scale_up_threshold) {
       ++loop.busy;
       loop.idle = 0;
@@ -164,106 +180,129 @@ ScaleDecision ScalingPolicy::decide(
       loop.busy = loop.idle = 0;
     }
   }
-  const std::size_t n_active = active.size();
-  d.active_before = n_active;
-  d.mean_utilization = n_active == 0 ? 0.0 : sum_u / static_cast<double>(n_active);
-  mean_busy_ = (n_active > 0 && d.mean_utilization > c.scale_up_threshold)
-                   ? mean_busy_ + 1
-                   : 0;
+  const std::size_t n = w.active.size();
+  d.active_before = n;
+  d.mean_utilization = n == 0 ? 0.0 : w.sum_u / static_cast<double>(n);
+  mean_busy_ =
+      (n > 0 && d.mean_utilization > c.scale_up_threshold) ? mean_busy_ + 1 : 0;
+  return w;
+}
 
-  const bool cooling = cooldown_left_ > 0;
-  if (cooling) --cooldown_left_;
-  const std::size_t lo = min_active();
-  const std::size_t hi = max_active();
+void ScalingPolicy::wake_below_min(std::span<const LoopObservation> obs,
+                                   const Window& w, ScaleDecision& d) {
+  d.rule = ScaleRule::kBelowMin;
+  pick_wake(obs, min_active() - w.active.size(), d);
+  d.reason = absl::StrFormat("below_min: wake %s (%u active, min %u)",
+                             list(d.wake), w.active.size(), min_active());
+}
 
-  if (n_active < lo) {
-    d.rule = ScaleRule::kBelowMin;
-    pick_wake(obs, lo - n_active, d);
-    d.reason = absl::StrFormat("below_min: wake %s (%u active, min %u)",
-                               list(d.wake), n_active, lo);
-  } else if (n_active > hi) {
-    d.rule = ScaleRule::kAboveMax;
-    pick_victims(obs, active, n_active - hi, /*hard=*/true, d);
-    d.reason = absl::StrFormat("above_max: %s (%u active, max %u)",
-                               leaving(d), n_active, hi);
-  } else if (c.signal == ScaleSignal::kTarget) {
-    decide_target(obs, active, cooling, d);
-  } else {
-    // Scale up.
-    std::size_t want = 0;
-    if (c.signal == ScaleSignal::kPerLoop) {
-      for (std::size_t i : active) {
-        if (loops_[i].busy >= c.patience_cycles) d.voters.push_back(i);
-      }
-      want = d.voters.size();
-    } else if (mean_busy_ >= c.patience_cycles) {
-      d.voters = active;
-      const double needed =
-          std::ceil(sum_u / c.scale_up_threshold - kCeilSlack);
-      want = needed > static_cast<double>(n_active)
-                 ? static_cast<std::size_t>(needed) - n_active
-                 : 1;
-    }
-    std::size_t n_up = std::min(want, hi - n_active);
-    if (c.max_ramp_up_step != 0) n_up = std::min(n_up, c.max_ramp_up_step);
-    if (n_up > 0) {
-      d.rule = ScaleRule::kScaleUp;
-      pick_wake(obs, n_up, d);
-      // Netty #17538: the voters start counting afresh, so the loops just
-      // woken get `patience_cycles` windows to take load off them.
-      for (std::size_t i : d.voters) loops_[i].busy = 0;
-      mean_busy_ = 0;
-      d.reason = absl::StrFormat(
-          "scale_up: wake %s (%s %s busy for %u windows at u=%s; mean %.2f)",
-          list(d.wake), c.signal == ScaleSignal::kPerLoop ? "loops" : "mean of",
-          list(d.voters), c.patience_cycles, list_u(d.voters, d.utilizations),
-          d.mean_utilization);
-    } else if (want > 0) {
-      d.held = HoldReason::kAtMax;
-      d.reason = absl::StrFormat("held scale_up at max %u (loops %s busy)", hi,
-                                 list(d.voters));
-    }
+void ScalingPolicy::shed_above_max(std::span<const LoopObservation> obs,
+                                   const Window& w, ScaleDecision& d) {
+  d.rule = ScaleRule::kAboveMax;
+  pick_victims(obs, w.active, w.active.size() - max_active(), /*hard=*/true, d);
+  d.reason = absl::StrFormat("above_max: %s (%u active, max %u)", leaving(d),
+                             w.active.size(), max_active());
+}
 
-    // Scale down.
-    std::vector<std::size_t> candidates;
-    for (std::size_t i : active) {
-      if (loops_[i].idle >= c.patience_cycles) candidates.push_back(i);
+bool ScalingPolicy::threshold_scale_up(std::span<const LoopObservation> obs,
+                                       const Window& w, ScaleDecision& d) {
+  const ScalingConfig& c = config_;
+  const std::size_t n = w.active.size();
+  std::size_t want = 0;
+  if (c.signal == ScaleSignal::kPerLoop) {
+    for (std::size_t i : w.active) {
+      if (loops_[i].busy >= c.patience_cycles) d.voters.push_back(i);
     }
-    if (!candidates.empty()) {
-      if (d.rule == ScaleRule::kScaleUp) {
-        d.held = HoldReason::kScaleUpWon;
-      } else if (cooling) {
-        d.held = HoldReason::kCooldown;
-        d.reason = absl::StrFormat("held scale_down (cooldown): loops %s idle",
-                                   list(candidates));
-      } else if (n_active <= lo) {
-        d.held = HoldReason::kAtMin;
-        d.reason = absl::StrFormat("held scale_down at min %u: loops %s idle",
-                                   lo, list(candidates));
-      } else {
-        d.voters = candidates;
-        std::size_t n_down = std::min(
-            {candidates.size(), c.max_ramp_down_step, n_active - lo});
-        pick_victims(obs, candidates, n_down, /*hard=*/false, d);
-        if (d.suspend.empty() && d.drain.empty()) {
-          d.held = HoldReason::kVetoed;
-          d.reason = absl::StrFormat(
-              "held scale_down: idle loops %s hold registrations", list(d.kept));
-        } else {
-          d.rule = ScaleRule::kScaleDown;
-          d.reason = absl::StrFormat(
-              "scale_down: %s (loops %s idle for %u windows at u=%s)",
-              leaving(d), list(candidates),
-              c.patience_cycles, list_u(candidates, d.utilizations));
-          if (!d.kept.empty()) {
-            absl::StrAppend(&d.reason, "; kept ", list(d.kept),
-                            " (registrations)");
-          }
-        }
-      }
-    }
+    want = d.voters.size();
+  } else if (mean_busy_ >= c.patience_cycles) {
+    d.voters = w.active;
+    const double needed = std::ceil(w.sum_u / c.scale_up_threshold - kCeilSlack);
+    want = needed > static_cast<double>(n) ? static_cast<std::size_t>(needed) - n
+                                           : 1;
   }
+  const std::size_t n_up = up_step(want, n);
+  if (n_up == 0) {
+    if (want > 0) {
+      d.held = HoldReason::kAtMax;
+      d.reason = absl::StrFormat("held scale_up at max %u (loops %s busy)",
+                                 max_active(), list(d.voters));
+    }
+    return false;
+  }
+  d.rule = ScaleRule::kScaleUp;
+  pick_wake(obs, n_up, d);
+  // Netty #17538: the voters start counting afresh, so the loops just woken
+  // get `patience_cycles` windows to take load off them.
+  for (std::size_t i : d.voters) loops_[i].busy = 0;
+  mean_busy_ = 0;
+  d.reason = absl::StrFormat(
+      "scale_up: wake %s (%s %s busy for %u windows at u=%s; mean %.2f)",
+      list(d.wake), c.signal == ScaleSignal::kPerLoop ? "loops" : "mean of",
+      list(d.voters), c.patience_cycles, list_u(d.voters, d.utilizations),
+      d.mean_utilization);
+  return true;
+}
 
+std::vector<std::size_t> ScalingPolicy::idle_candidates(const Window& w) const {
+  std::vector<std::size_t> out;
+  for (std::size_t i : w.active) {
+    if (loops_[i].idle >= config_.patience_cycles) out.push_back(i);
+  }
+  return out;
+}
+
+void ScalingPolicy::note_scale_down_held_by_up(const Window& w,
+                                               ScaleDecision& d) const {
+  if (!idle_candidates(w).empty()) d.held = HoldReason::kScaleUpWon;
+}
+
+void ScalingPolicy::threshold_scale_down(std::span<const LoopObservation> obs,
+                                         const Window& w, bool cooling,
+                                         ScaleDecision& d) {
+  const ScalingConfig& c = config_;
+  const std::vector<std::size_t> candidates = idle_candidates(w);
+  if (candidates.empty()) return;
+  const std::size_t n = w.active.size();
+  if (cooling) {
+    d.held = HoldReason::kCooldown;
+    d.reason = absl::StrFormat("held scale_down (cooldown): loops %s idle",
+                               list(candidates));
+    return;
+  }
+  if (n <= min_active()) {
+    d.held = HoldReason::kAtMin;
+    d.reason = absl::StrFormat("held scale_down at min %u: loops %s idle",
+                               min_active(), list(candidates));
+    return;
+  }
+  d.voters = candidates;
+  pick_victims(obs, candidates,
+               std::min({candidates.size(), c.max_ramp_down_step, n - min_active()}),
+               /*hard=*/false, d);
+  if (d.suspend.empty() && d.drain.empty()) {
+    d.held = HoldReason::kVetoed;
+    d.reason = absl::StrFormat(
+        "held scale_down: idle loops %s hold registrations", list(d.kept));
+    return;
+  }
+  d.rule = ScaleRule::kScaleDown;
+  d.reason = absl::StrFormat(
+      "scale_down: %s (loops %s idle for %u windows at u=%s)", leaving(d),
+      list(candidates), c.patience_cycles, list_u(candidates, d.utilizations));
+  if (!d.kept.empty()) {
+    absl::StrAppend(&d.reason, "; kept ", list(d.kept), " (registrations)");
+  }
+}
+
+std::size_t ScalingPolicy::up_step(std::size_t want, std::size_t active) const {
+  std::size_t n_up = std::min(want, max_active() - active);
+  if (config_.max_ramp_up_step != 0) {
+    n_up = std::min(n_up, config_.max_ramp_up_step);
+  }
+  return n_up;
+}
+
+void ScalingPolicy::finish(const Window& w, ScaleDecision& d) {
   // Victims leave now: if anyone wakes one before the next window ends, it
   // comes back as just woken, with grace.
   for (const auto* victims : {&d.suspend, &d.drain}) {
@@ -272,86 +311,95 @@ ScaleDecision ScalingPolicy::decide(
       loops_[i].was_active = false;
     }
   }
-  d.active_after = n_active + d.wake.size() - d.suspend.size() - d.drain.size();
+  const std::size_t n = w.active.size();
+  d.active_after = n + d.wake.size() - d.suspend.size() - d.drain.size();
   if (d.acted()) {
-    cooldown_left_ = c.scale_down_cooldown_cycles;
-    absl::StrAppend(&d.reason, "; ", n_active, " -> ", d.active_after,
-                    " active");
+    cooldown_left_ = config_.scale_down_cooldown_cycles;
+    absl::StrAppend(&d.reason, "; ", n, " -> ", d.active_after, " active");
   }
-  return d;
 }
 
 void ScalingPolicy::decide_target(std::span<const LoopObservation> obs,
-                                  const std::vector<std::size_t>& active,
-                                  bool cooling, ScaleDecision& d) {
+                                  const Window& w, bool cooling,
+                                  ScaleDecision& d) {
+  const Demand demand = target_demand(obs, w, d);
+  if (!target_up(obs, w, demand, d)) target_down(obs, w, cooling, d);
+}
+
+ScalingPolicy::Demand ScalingPolicy::target_demand(
+    std::span<const LoopObservation> obs, const Window& w, ScaleDecision& d) {
   const ScalingConfig& c = config_;
   using Seconds = std::chrono::duration<double>;
   const double window = Seconds(c.window).count();
-  const std::chrono::nanoseconds lag_floor = c.window / 10;
-
-  double demand = 0.0;
-  std::vector<std::size_t> saturated;
-  for (std::size_t i : active) {
+  const auto lag_floor = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      c.window * kSaturatedLagFraction);
+  Demand out;
+  for (std::size_t i : w.active) {
     Loop& loop = loops_[i];
     const double u = obs[i].utilization;
     const bool sat = u >= kSaturatedUtilization || obs[i].lag > lag_floor;
     if (!sat) {
-      demand += u;
+      out.loops += u;
     } else if (!loop.saturated) {
-      demand += kSaturationGain * std::max(u, kSaturatedUtilization);
+      out.loops += kSaturationGain * std::max(u, kSaturatedUtilization);
     } else {
-      demand += u + Seconds(obs[i].lag).count() /
-                        (static_cast<double>(c.patience_cycles) * window);
+      out.loops += u + Seconds(obs[i].lag).count() /
+                           (static_cast<double>(c.patience_cycles) * window);
     }
     loop.saturated = sat;
-    if (sat) saturated.push_back(i);
+    if (sat) out.saturated.push_back(i);
   }
-  const std::size_t n = active.size();
-  const std::size_t lo = min_active();
-  const std::size_t hi = max_active();
-  const double raw = std::ceil(demand / c.target_utilization - kCeilSlack);
-  const std::size_t wanted =
-      raw <= 0.0 ? 0 : static_cast<std::size_t>(std::min(raw, 1e6));
-  const std::size_t level = std::clamp(wanted, lo, hi);
-  d.demand = demand;
-  d.target_level = level;
-
+  const double raw = std::ceil(out.loops / c.target_utilization - kCeilSlack);
+  out.wanted = raw <= 0.0 ? 0 : static_cast<std::size_t>(std::min(raw, 1e6));
+  out.level = std::clamp(out.wanted, min_active(), max_active());
+  d.demand = out.loops;
+  d.target_level = out.level;
   // Every window's level is remembered over the lookback, through actions:
   // the level that made the pool grow must age out before it can shrink.
-  target_levels_.push_back(level);
-  const std::size_t lookback = kTargetLookbackFactor * c.patience_cycles;
-  while (target_levels_.size() > lookback) target_levels_.pop_front();
+  target_levels_.push_back(out.level);
+  while (target_levels_.size() > target_lookback()) target_levels_.pop_front();
+  return out;
+}
 
-  // Up: at once on saturation, after patience on a high mean otherwise.
-  const bool high = !saturated.empty() || mean_busy_ >= c.patience_cycles;
-  if (high) {
-    d.voters = saturated.empty() ? active : saturated;
-    std::size_t n_up = level > n ? level - n : (saturated.empty() ? 1 : 0);
-    n_up = std::min(n_up, hi - n);
-    if (c.max_ramp_up_step != 0) n_up = std::min(n_up, c.max_ramp_up_step);
-    if (n_up > 0) {
-      d.rule = ScaleRule::kTargetUp;
-      pick_wake(obs, n_up, d);
-      mean_busy_ = 0;
-      d.reason = absl::StrFormat(
-          "target_up: wake %s (demand %.2f loops at target %.2f needs %u; "
-          "%s %s)",
-          list(d.wake), demand, c.target_utilization, level,
-          saturated.empty() ? "mean busy, u" : "saturated loops",
-          saturated.empty() ? absl::StrFormat("%.2f", d.mean_utilization)
-                            : list(saturated));
-      return;
-    }
-    if (n >= hi && wanted > n) {
-      d.held = HoldReason::kAtMax;
-      d.reason = absl::StrFormat(
-          "held target_up at max %u (demand %.2f needs %u)", hi, demand, wanted);
-      return;
-    }
+bool ScalingPolicy::target_up(std::span<const LoopObservation> obs,
+                              const Window& w, const Demand& demand,
+                              ScaleDecision& d) {
+  const ScalingConfig& c = config_;
+  const std::size_t n = w.active.size();
+  // At once on saturation, after patience on a high mean otherwise.
+  const bool saturated = !demand.saturated.empty();
+  if (!saturated && mean_busy_ < c.patience_cycles) return false;
+  d.voters = saturated ? demand.saturated : w.active;
+  const std::size_t n_up = up_step(
+      demand.level > n ? demand.level - n : (saturated ? 0 : 1), n);
+  if (n_up > 0) {
+    d.rule = ScaleRule::kTargetUp;
+    pick_wake(obs, n_up, d);
+    mean_busy_ = 0;
+    d.reason = absl::StrFormat(
+        "target_up: wake %s (demand %.2f loops at target %.2f needs %u; %s %s)",
+        list(d.wake), demand.loops, c.target_utilization, demand.level,
+        saturated ? "saturated loops" : "mean busy, u",
+        saturated ? list(demand.saturated)
+                  : absl::StrFormat("%.2f", d.mean_utilization));
+    return true;
   }
+  if (n >= max_active() && demand.wanted > n) {
+    d.held = HoldReason::kAtMax;
+    d.reason = absl::StrFormat("held target_up at max %u (demand %.2f needs %u)",
+                               max_active(), demand.loops, demand.wanted);
+    return true;
+  }
+  return false;
+}
 
-  // Down: the highest level of the lookback windows is below the active
-  // count, and the cooldown is over.
+void ScalingPolicy::target_down(std::span<const LoopObservation> obs,
+                                const Window& w, bool cooling,
+                                ScaleDecision& d) {
+  const ScalingConfig& c = config_;
+  const std::size_t n = w.active.size();
+  // The highest level of the lookback windows is below the active count,
+  // and the cooldown is over.
   const std::size_t recent =
       *std::max_element(target_levels_.begin(), target_levels_.end());
   if (recent >= n) return;
@@ -363,23 +411,22 @@ void ScalingPolicy::decide_target(std::span<const LoopObservation> obs,
         recent, n, target_levels_.size());
     return;
   }
-  if (target_levels_.size() < lookback) return;
-  const std::size_t n_down =
-      std::min(n - recent, c.max_ramp_down_step);
+  if (target_levels_.size() < target_lookback()) return;
   // Every active loop is a candidate: the set is sized as a whole.
-  pick_victims(obs, active, n_down, /*hard=*/false, d);
+  pick_victims(obs, w.active, std::min(n - recent, c.max_ramp_down_step),
+               /*hard=*/false, d);
   if (d.suspend.empty() && d.drain.empty()) {
     d.held = HoldReason::kVetoed;
-    d.reason = absl::StrFormat(
-        "held target_down: loops %s hold registrations", list(d.kept));
+    d.reason = absl::StrFormat("held target_down: loops %s hold registrations",
+                               list(d.kept));
     return;
   }
   d.rule = ScaleRule::kTargetDown;
-  d.voters = active;
+  d.voters = w.active;
   d.reason = absl::StrFormat(
       "target_down: %s (demand %.2f loops at target %.2f; at most %u loops "
       "needed for %u windows)",
-      leaving(d), demand, c.target_utilization, recent,
+      leaving(d), d.demand, c.target_utilization, recent,
       target_levels_.size());
 }
 
@@ -429,11 +476,11 @@ void ScalingPolicy::pick_victims(std::span<const LoopObservation> obs,
   // Most recently woken first, then highest index: the loops that joined
   // last leave first, and the low-index core stays warm.
   // kTarget sizes the set as a whole, so any active loop is a candidate:
-  // the idlest leave first (in steps of 5% utilization, so that jitter does
-  // not reorder loops that are equally loaded).
+  // the idlest leave first (in steps of kIdlestFirstStep utilization, so
+  // that jitter does not reorder loops that are equally loaded).
   const bool by_load = config_.signal == ScaleSignal::kTarget;
   auto bucket = [&obs](std::size_t i) {
-    return static_cast<int>(obs[i].utilization * 20.0);
+    return static_cast<int>(obs[i].utilization / kIdlestFirstStep);
   };
   std::sort(candidates.begin(), candidates.end(),
             [&](std::size_t a, std::size_t b) {

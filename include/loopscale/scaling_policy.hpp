@@ -57,7 +57,7 @@
 //
 //   * Demand D, in loops' worth of work: the sum of the active loops'
 //     utilizations, except for saturated loops (u >= kSaturatedUtilization,
-//     or a scheduling lag above a tenth of the window). A saturated loop's
+//     or a scheduling lag above kSaturatedLagFraction of the window). A saturated loop's
 //     utilization caps at 1 and hides how much work queues behind it, and
 //     its lag shows that queue only a window late (the probe posted at the
 //     last tick ran before the work piled up). So in the first window of a
@@ -199,6 +199,9 @@ struct ScaleDecision {
 
 // kTarget: a loop at or above this utilization is saturated.
 inline constexpr double kSaturatedUtilization = 0.95;
+// kTarget: so is a loop whose scheduling lag exceeds this fraction of the
+// window: work waits behind it although its busy time cannot show more.
+inline constexpr double kSaturatedLagFraction = 0.1;
 // kTarget: a saturated loop counts for this many times its utilization in
 // the demand estimate, because its queue is invisible for a window (a probe
 // posted at the last tick ran before the work piled up). Chosen with
@@ -210,6 +213,10 @@ inline constexpr double kSaturationGain = 3.0;
 // Kubernetes' autoscaler has): load that swings around a level does not
 // make the pool flap.
 inline constexpr std::size_t kTargetLookbackFactor = 2;
+// kTarget scale-down: loops are ordered idlest first in steps of this much
+// utilization, so that jitter does not reorder loops equally loaded (then
+// the most recently woken leave first).
+inline constexpr double kIdlestFirstStep = 0.05;
 
 class ScalingPolicy {
  public:
@@ -270,10 +277,50 @@ class ScalingPolicy {
     bool was_active = false;
   };
 
-  // The kTarget rules, once the bounds are satisfied.
-  void decide_target(std::span<const LoopObservation> obs,
-                     const std::vector<std::size_t>& active, bool cooling,
-                     ScaleDecision& d);
+  // What the frame of every window observed: the active loops (in index
+  // order) and the sum of their utilizations.
+  struct Window {
+    std::vector<std::size_t> active;
+    double sum_u = 0.0;
+  };
+  // kTarget's estimate for a window.
+  struct Demand {
+    double loops = 0.0;        // D, in loops' worth of work
+    std::vector<std::size_t> saturated;
+    std::size_t wanted = 0;    // ceil(D / target_utilization)
+    std::size_t level = 0;     // `wanted` within the bounds
+  };
+
+  // The frame: streaks, grace and the active set as the executors report it.
+  Window observe(std::span<const LoopObservation> obs, ScaleDecision& d);
+  // The bounds, which act at once.
+  void wake_below_min(std::span<const LoopObservation> obs, const Window& w,
+                      ScaleDecision& d);
+  void shed_above_max(std::span<const LoopObservation> obs, const Window& w,
+                      ScaleDecision& d);
+  // kPerLoop and kAverage. Returns true if it scaled up.
+  bool threshold_scale_up(std::span<const LoopObservation> obs, const Window& w,
+                          ScaleDecision& d);
+  void threshold_scale_down(std::span<const LoopObservation> obs,
+                            const Window& w, bool cooling, ScaleDecision& d);
+  std::vector<std::size_t> idle_candidates(const Window& w) const;
+  void note_scale_down_held_by_up(const Window& w, ScaleDecision& d) const;
+  // kTarget. `target_up` returns true if it scaled up or held at max.
+  void decide_target(std::span<const LoopObservation> obs, const Window& w,
+                     bool cooling, ScaleDecision& d);
+  Demand target_demand(std::span<const LoopObservation> obs, const Window& w,
+                       ScaleDecision& d);
+  bool target_up(std::span<const LoopObservation> obs, const Window& w,
+                 const Demand& demand, ScaleDecision& d);
+  void target_down(std::span<const LoopObservation> obs, const Window& w,
+                   bool cooling, ScaleDecision& d);
+  std::size_t target_lookback() const noexcept {
+    return kTargetLookbackFactor * config_.patience_cycles;
+  }
+  // Loops to wake for `want` more, within the upper bound and the ramp.
+  std::size_t up_step(std::size_t want, std::size_t active) const;
+  // Victims leave the streaks; the count after; the cooldown starts.
+  void finish(const Window& w, ScaleDecision& d);
 
   // Fills d.wake with up to `count` executors that are not active.
   void pick_wake(std::span<const LoopObservation> obs, std::size_t count,
