@@ -28,22 +28,6 @@ void name_this_thread(std::size_t index) {
 
 }  // namespace
 
-std::string_view to_string(LoopState state) noexcept {
-  switch (state) {
-    case LoopState::kActive:
-      return "active";
-    case LoopState::kDraining:
-      return "draining";
-    case LoopState::kSuspending:
-      return "suspending";
-    case LoopState::kSuspended:
-      return "suspended";
-    case LoopState::kStopped:
-      return "stopped";
-  }
-  return "unknown";
-}
-
 // Handlers that throw are reported and the loop goes on (see event_loop.hpp).
 void EventLoop::report_handler_exception() const noexcept {
   try {

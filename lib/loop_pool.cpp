@@ -109,11 +109,9 @@ PoolStats LoopPool::stats(const MonitorStats& m) const {
   s.name = options_.name;
   s.size = loops_.size();
   s.active_count = chooser_.active_count();
-  const std::size_t max = m.config.max_loops == 0
-                              ? s.size
-                              : std::min(m.config.max_loops, s.size);
-  s.max_loops = max;
-  s.min_loops = std::min(m.config.min_loops, max);
+  const ActiveBounds bounds = active_bounds(m.config, s.size);
+  s.max_loops = bounds.max;
+  s.min_loops = bounds.min;
   s.ticks = m.ticks;
   s.scale_ups = m.scale_ups;
   s.scale_downs = m.scale_downs;

@@ -42,18 +42,6 @@ std::string leaving(const ScaleDecision& d) {
 
 }  // namespace
 
-std::string_view to_string(ExecutorStatus status) noexcept {
-  switch (status) {
-    case ExecutorStatus::kActive:
-      return "active";
-    case ExecutorStatus::kDraining:
-      return "draining";
-    case ExecutorStatus::kSuspended:
-      return "suspended";
-  }
-  return "unknown";
-}
-
 std::string_view to_string(ScaleRule rule) noexcept {
   switch (rule) {
     case ScaleRule::kNone:
@@ -109,12 +97,11 @@ void ScalingPolicy::set_config(const ScalingConfig& config) {
 }
 
 std::size_t ScalingPolicy::max_active() const noexcept {
-  const std::size_t n = loops_.size();
-  return config_.max_loops == 0 ? n : std::min(config_.max_loops, n);
+  return active_bounds(config_, loops_.size()).max;
 }
 
 std::size_t ScalingPolicy::min_active() const noexcept {
-  return std::min(config_.min_loops, max_active());
+  return active_bounds(config_, loops_.size()).min;
 }
 
 void ScalingPolicy::baseline(std::span<const LoopObservation> observations) {

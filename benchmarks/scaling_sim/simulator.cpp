@@ -27,8 +27,7 @@ constexpr double kDelayBin = 0.001;
 constexpr double kQueuedEpsilon = 1e-6;
 
 std::size_t bounded(double loops, const ScalingConfig& c, std::size_t n) {
-  const std::size_t hi = c.max_loops == 0 ? n : std::min(c.max_loops, n);
-  const std::size_t lo = std::min(c.min_loops, hi);
+  const auto [lo, hi] = active_bounds(c, n);
   const double raw = std::ceil(loops - 1e-9);
   const std::size_t k = raw <= 0 ? 0 : static_cast<std::size_t>(raw);
   return std::clamp(k, lo, hi);

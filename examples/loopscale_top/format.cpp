@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "loopscale/loop_state.hpp"
 #include "prometheus.hpp"
 
 namespace loopscale::top {
@@ -148,8 +149,9 @@ std::string format_prometheus(const shm::Snapshot& snap) {
     p_moves.add(labels, static_cast<double>(p.moves_requested));
     for (const shm::LoopSnapshot& l : p.loops) {
       const std::string ll = absl::StrCat(labels, ",loop=\"", l.index, "\"");
-      for (std::string_view state :
-           {"active", "draining", "suspending", "suspended", "stopped"}) {
+      for (LoopState s : {LoopState::kActive, LoopState::kDraining, LoopState::kSuspending,
+                          LoopState::kSuspended, LoopState::kStopped}) {
+        const std::string_view state = to_string(s);
         l_state.add(absl::StrCat(ll, ",state=\"", std::string(state), "\""),
                     l.state_name == state ? 1 : 0);
       }

@@ -126,8 +126,7 @@ class AutoScalingChooser {
                                   std::string(s.message()));
     }
     const std::size_t n = executors_.size();
-    const std::size_t bound =
-        config.max_loops == 0 ? n : std::min(config.max_loops, n);
+    const std::size_t bound = active_bounds(config, n).max;
     for (std::size_t i = 0; i < n; ++i) {
       slots_[i].store(executors_[i], std::memory_order_relaxed);
     }

@@ -127,6 +127,22 @@ struct ScalingConfig {
   friend bool operator==(const ScalingConfig&, const ScalingConfig&) = default;
 };
 
+// How many executors may be active at once under a configuration: `max` is
+// `max_loops`, or `executors` when `max_loops` is 0 or larger; `min` is
+// `min_loops`, at most `max`. The one place the bounds are computed (the
+// chooser, the policy and the pool's statistics all ask here).
+struct ActiveBounds {
+  std::size_t min = 0;
+  std::size_t max = 0;
+};
+constexpr ActiveBounds active_bounds(const ScalingConfig& config,
+                                     std::size_t executors) noexcept {
+  const std::size_t max = config.max_loops == 0 || config.max_loops > executors
+                              ? executors
+                              : config.max_loops;
+  return {config.min_loops < max ? config.min_loops : max, max};
+}
+
 // The largest `max_moves_per_window`: more moves per loop per window than
 // this is a typo, not a rate limit.
 inline constexpr std::size_t kMaxMovesPerWindow = 1'000'000;

@@ -91,6 +91,7 @@
 #include "loopscale/activity.hpp"
 #include "loopscale/clock.hpp"
 #include "loopscale/loop_executor.hpp"
+#include "loopscale/loop_state.hpp"
 #include "loopscale/registration.hpp"
 
 namespace loopscale {
@@ -107,17 +108,6 @@ struct LoopInvoker;
 // alignment also frees the low bits of its address for LoopExecutor's flags.
 inline constexpr std::size_t kCacheLine = 64;
 }  // namespace detail
-
-enum class LoopState : std::uint8_t {
-  kActive,
-  kDraining,
-  kSuspending,
-  kSuspended,
-  kStopped,
-};
-
-// Returns "active", "draining", "suspending", "suspended" or "stopped".
-std::string_view to_string(LoopState state) noexcept;
 
 class alignas(detail::kCacheLine) EventLoop {
  public:
@@ -191,8 +181,7 @@ class alignas(detail::kCacheLine) EventLoop {
   // monitor's "draining" (`DrainingExecutor`), which it takes back before it
   // starts a thread for a suspended loop.
   bool is_draining() const noexcept {
-    const LoopState s = state();
-    return s == LoopState::kDraining || s == LoopState::kSuspending;
+    return monitor_status(state()) == ExecutorStatus::kDraining;
   }
 
   // True once `stop()` was called: work submitted now may never run, and

@@ -91,22 +91,9 @@
 #include <vector>
 
 #include "loopscale/config.hpp"
+#include "loopscale/loop_state.hpp"
 
 namespace loopscale {
-
-// How the monitor sees one executor when a window ends.
-enum class ExecutorStatus : std::uint8_t {
-  // Takes new work from the chooser.
-  kActive,
-  // Out of rotation; asked to suspend and has not accepted yet (it refused,
-  // for instance because it still holds connections). Asked again every tick.
-  kDraining,
-  // Out of rotation; suspended or accepted to suspend.
-  kSuspended,
-};
-
-// Returns "active", "draining" or "suspended".
-std::string_view to_string(ExecutorStatus status) noexcept;
 
 // One executor's figures for the window that just ended.
 struct LoopObservation {

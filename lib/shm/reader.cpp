@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "loopscale/detail/seqlock.hpp"
+#include "loopscale/loop_state.hpp"
 #include "loopscale/shm/detail/file_layout.hpp"
 #include "loopscale/shm/detail/process.hpp"
 #include "loopscale/shm/detail/words.hpp"
@@ -24,11 +25,11 @@ namespace {
 using detail::Field;
 using detail::FileLayout;
 
-constexpr std::string_view kStateNames[] = {"active", "draining", "suspending",
-                                            "suspended", "stopped"};
-
+// The file stores LoopState's value (loop_state.hpp).
 std::string state_name(std::uint64_t state) {
-  if (state < std::size(kStateNames)) return std::string(kStateNames[state]);
+  if (state <= static_cast<std::uint64_t>(LoopState::kStopped)) {
+    return std::string(to_string(static_cast<LoopState>(state)));
+  }
   return absl::StrCat("unknown(", state, ")");
 }
 
