@@ -1,4 +1,5 @@
 #include "loopscale/chooser.hpp"
+#include "loopscale/utilization_monitor.hpp"
 
 #include <map>
 #include <thread>
@@ -94,6 +95,24 @@ TEST(AutoScalingChooserTest, RejectsBadArguments) {
   bad.patience_cycles = 0;
   EXPECT_THROW(AutoScalingChooser<FakeExecutor>({&e}, bad),
                std::invalid_argument);
+}
+
+TEST(AutoScalingChooserTest, CreateReturnsTheSameErrorsAsAStatus) {
+  auto empty = AutoScalingChooser<FakeExecutor>::create({}, ScalingConfig{});
+  EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(empty.status().message().find("no executors"), std::string::npos);
+  FakeExecutor e;
+  ScalingConfig bad;
+  bad.patience_cycles = 0;
+  auto invalid = AutoScalingChooser<FakeExecutor>::create({&e}, bad);
+  EXPECT_NE(invalid.status().message().find("patience_cycles"), std::string::npos);
+  auto ok = AutoScalingChooser<FakeExecutor>::create({&e}, ScalingConfig{});
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(&(*ok)->next(), &e);
+  // And the monitor's.
+  auto monitor = UtilizationMonitor<FakeExecutor>::create(**ok, bad);
+  EXPECT_NE(monitor.status().message().find("patience_cycles"), std::string::npos);
+  EXPECT_TRUE(UtilizationMonitor<FakeExecutor>::create(**ok, ScalingConfig{}).ok());
 }
 
 TEST(AutoScalingChooserTest, ThreadsEachRoundRobinFromTheirOwnStart) {

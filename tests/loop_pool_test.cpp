@@ -297,6 +297,28 @@ TEST(LoopPoolTest, ADrainingLoopIsTakenBackBeforeASuspendedOneIsStarted) {
   for (EventLoop* l : {&a, &b, &c}) l->stop();
 }
 
+TEST(LoopPoolTest, ListenersAndRetuningGoThroughThePool) {
+  PoolOptions o = fast_options(3, 1);
+  o.scaling.window = 1h;  // ticked by hand
+  auto pool = make_pool(o);
+  std::vector<ScaleEvent> events;
+  pool->add_listener([&](const ScaleEvent& e) { events.push_back(e); });
+  ScalingConfig bad = o.scaling;
+  bad.min_loops = 5;  // above max_loops
+  EXPECT_THAT(std::string(pool->update_config(bad).message()), HasSubstr("min_loops"));
+  ScalingConfig two = o.scaling;
+  two.min_loops = 2;
+  ASSERT_TRUE(pool->update_config(two).ok());
+  pool->start();
+  Clock::time_point now = Clock::now();
+  for (int i = 0; i < 16 && pool->active_count() != 2; ++i) {
+    pool->monitor().tick(now += 1h);
+  }
+  EXPECT_EQ(pool->active_count(), 2u);  // the retuned lower bound holds
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(pool->stats().min_loops, 2u);
+}
+
 TEST(LoopPoolTest, StopRunsEveryHandlerPostedBeforeIt) {
   auto pool = make_pool(fast_options(2, 1));
   pool->start();

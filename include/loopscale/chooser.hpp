@@ -70,6 +70,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "loopscale/config.hpp"
 #include "loopscale/detail/mutex.hpp"
 
@@ -109,21 +111,13 @@ template <ScalableExecutor E>
 class AutoScalingChooser {
  public:
   // `executors` must not be empty or hold null pointers, and `config` must be
-  // valid: otherwise throws std::invalid_argument. Only the bounds of
-  // `config` are used here.
+  // valid: otherwise throws std::invalid_argument (`create()` returns the
+  // same error as a status). Only the bounds of `config` are used here.
   AutoScalingChooser(std::vector<E*> executors, const ScalingConfig& config)
       : executors_(std::move(executors)),
         slots_(std::make_unique<std::atomic<E*>[]>(executors_.size())) {
-    if (executors_.empty()) {
-      throw std::invalid_argument("AutoScalingChooser: no executors");
-    }
-    if (std::find(executors_.begin(), executors_.end(), nullptr) !=
-        executors_.end()) {
-      throw std::invalid_argument("AutoScalingChooser: null executor");
-    }
-    if (absl::Status s = validate(config); !s.ok()) {
-      throw std::invalid_argument("AutoScalingChooser: " +
-                                  std::string(s.message()));
+    if (absl::Status s = check(executors_, config); !s.ok()) {
+      throw std::invalid_argument(std::string(s.message()));
     }
     const std::size_t n = executors_.size();
     const std::size_t bound = active_bounds(config, n).max;
@@ -134,6 +128,14 @@ class AutoScalingChooser {
   }
   AutoScalingChooser(const AutoScalingChooser&) = delete;
   AutoScalingChooser& operator=(const AutoScalingChooser&) = delete;
+
+  // The same checks as the constructor, as a status instead of an
+  // exception: InvalidArgument naming what is wrong.
+  static absl::StatusOr<std::unique_ptr<AutoScalingChooser>> create(
+      std::vector<E*> executors, const ScalingConfig& config) {
+    if (absl::Status s = check(executors, config); !s.ok()) return s;
+    return std::make_unique<AutoScalingChooser>(std::move(executors), config);
+  }
 
   // Returns the next active executor (see the header comment).
   E& next() noexcept {
@@ -208,6 +210,22 @@ class AutoScalingChooser {
   }
 
  private:
+  static absl::Status check(const std::vector<E*>& executors,
+                            const ScalingConfig& config) {
+    if (executors.empty()) {
+      return absl::InvalidArgumentError("AutoScalingChooser: no executors");
+    }
+    if (std::find(executors.begin(), executors.end(), nullptr) !=
+        executors.end()) {
+      return absl::InvalidArgumentError("AutoScalingChooser: null executor");
+    }
+    if (absl::Status s = validate(config); !s.ok()) {
+      return absl::InvalidArgumentError("AutoScalingChooser: " +
+                                        std::string(s.message()));
+    }
+    return absl::OkStatus();
+  }
+
   E& wake_one() noexcept {
     detail::MutexLock lock(mu_);
     if (count_.load(std::memory_order_relaxed) > 0) {

@@ -38,6 +38,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -99,6 +100,18 @@ class LoopPool {
   const absl::Status& metrics_status() const noexcept { return metrics_status_; }
   // The publisher, or nullptr when metrics are off or failed to attach.
   const shm::Publisher* publisher() const noexcept { return publisher_.get(); }
+
+  // Calls `listener` for every tick of the monitor that acts, with what it
+  // did and why (`UtilizationMonitor::add_listener`).
+  void add_listener(std::function<void(const ScaleEvent&)> listener) {
+    monitor_.add_listener(std::move(listener));
+  }
+  // Retunes the scaling from the next tick on (`UtilizationMonitor::
+  // update_config`): InvalidArgument naming the field, and no change, for an
+  // invalid config. The pool keeps its number of loops.
+  absl::Status update_config(const ScalingConfig& config) {
+    return monitor_.update_config(config);
+  }
 
   const PoolOptions& options() const noexcept { return options_; }
   UtilizationMonitor<EventLoop>& monitor() noexcept { return monitor_; }

@@ -70,6 +70,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -82,6 +83,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "loopscale/chooser.hpp"
 #include "loopscale/clock.hpp"
 #include "loopscale/config.hpp"
@@ -172,7 +174,8 @@ template <ScalableExecutor E>
 class UtilizationMonitor {
  public:
   // `config` must be valid, or this throws std::invalid_argument naming the
-  // field. It should be the configuration the chooser was built with.
+  // field (`create()` returns it as a status). It should be the
+  // configuration the chooser was built with.
   UtilizationMonitor(AutoScalingChooser<E>& chooser, const ScalingConfig& config)
       : chooser_(chooser),
         config_(checked(config)),
@@ -184,6 +187,16 @@ class UtilizationMonitor {
         timer_(timer_ctx_) {}
   UtilizationMonitor(const UtilizationMonitor&) = delete;
   UtilizationMonitor& operator=(const UtilizationMonitor&) = delete;
+
+  // The constructor's check as a status: InvalidArgument naming the field.
+  static absl::StatusOr<std::unique_ptr<UtilizationMonitor>> create(
+      AutoScalingChooser<E>& chooser, const ScalingConfig& config) {
+    if (absl::Status s = validate(config); !s.ok()) {
+      return absl::InvalidArgumentError("UtilizationMonitor: " +
+                                        std::string(s.message()));
+    }
+    return std::make_unique<UtilizationMonitor>(chooser, config);
+  }
   ~UtilizationMonitor() { stop(); }
 
   // Runs one cycle for the window that ends at `now` (see the header
