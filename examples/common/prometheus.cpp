@@ -1,19 +1,31 @@
 #include "prometheus.hpp"
 
+#include "loopscale/loop_state.hpp"
+#include "loopscale/shm/figures.hpp"
+
 namespace loopscale::prometheus {
 
+SchemaFamilies schema_families(shm::Record record) {
+  SchemaFamilies out;
+  for (const shm::FieldSpec& f : shm::kSchema) {
+    if (f.record != record || f.prometheus.name.empty()) continue;
+    out.rows.push_back(&f);
+    out.families.emplace_back(f.prometheus);
+  }
+  return out;
+}
+
 std::string pool_metrics(const PoolStats& stats) {
-  Family active(kPoolActiveLoops), size(kPoolLoops), ups(kPoolScaleUps),
-      downs(kPoolScaleDowns), state(kLoopState), util(kLoopUtilization), busy(kLoopBusy),
-      handlers(kLoopHandlers), regs(kLoopRegistrations), lag(kLoopSchedulingLag),
-      moves_requested(kPoolMovesRequested), moves_in(kLoopMovesIn), moves_out(kLoopMovesOut),
-      moves_failed(kLoopMovesFailed);
+  Family size(kPoolLoops), state(kLoopState);
+  SchemaFamilies pool_families = schema_families(shm::Record::kSegment);
+  SchemaFamilies loop_families = schema_families(shm::Record::kLoop);
   const std::string pool = absl::StrCat("pool=\"", label_value(stats.name), "\"");
-  active.add(pool, static_cast<double>(stats.active_count));
   size.add(pool, static_cast<double>(stats.size));
-  ups.add(pool, static_cast<double>(stats.scale_ups));
-  downs.add(pool, static_cast<double>(stats.scale_downs));
-  moves_requested.add(pool, static_cast<double>(stats.moves_requested));
+  for (std::size_t k = 0; k < pool_families.rows.size(); ++k) {
+    if (auto v = shm::pool_figure_value(pool_families.rows[k]->name, stats)) {
+      pool_families.families[k].add(pool, v->as_double());
+    }
+  }
   for (const LoopStats& l : stats.loops) {
     const std::string labels = absl::StrCat(pool, ",loop=\"", l.index, "\"");
     for (LoopState s : {LoopState::kActive, LoopState::kDraining, LoopState::kSuspending,
@@ -21,20 +33,17 @@ std::string pool_metrics(const PoolStats& stats) {
       state.add(absl::StrCat(labels, ",state=\"", std::string(to_string(s)), "\""),
                 l.state == s ? 1 : 0);
     }
-    util.add(labels, l.utilization);
-    busy.add(labels, std::chrono::duration<double>(l.busy).count());
-    handlers.add(labels, static_cast<double>(l.handlers));
-    regs.add(labels, static_cast<double>(l.registrations));
-    lag.add(labels, std::chrono::duration<double>(l.scheduling_lag).count());
-    moves_in.add(labels, static_cast<double>(l.moves_in));
-    moves_out.add(labels, static_cast<double>(l.moves_out));
-    moves_failed.add(labels, static_cast<double>(l.moves_failed));
+    for (std::size_t k = 0; k < loop_families.rows.size(); ++k) {
+      if (auto v = shm::loop_figure_value(loop_families.rows[k]->name, l)) {
+        loop_families.families[k].add(labels, v->as_double());
+      }
+    }
   }
   std::string out;
-  for (const Family* f : {&active, &size, &ups, &downs, &moves_requested, &state, &util, &busy,
-                          &handlers, &regs, &lag, &moves_in, &moves_out, &moves_failed}) {
-    f->append_to(out);
-  }
+  size.append_to(out);
+  pool_families.append_to(out);
+  state.append_to(out);
+  loop_families.append_to(out);
   return out;
 }
 

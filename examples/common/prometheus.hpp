@@ -17,7 +17,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include <vector>
+
 #include "loopscale/pool_stats.hpp"
+#include "loopscale/shm/layout.hpp"
 
 namespace loopscale::prometheus {
 
@@ -43,8 +46,11 @@ inline std::string number(double v) {
   return absl::StrFormat("%.17g", v);
 }
 
-// A metric family's name, type and help: every family loopscale's tools
-// print is declared once, below, so /metrics and loopscale-top agree.
+// A metric family's name, type and help. The families of the pool's and the
+// loops' figures come from the shared-memory schema's rows (`shm::Export`
+// in loopscale/shm/layout.hpp: `schema_families()` below), so /metrics and
+// loopscale-top agree by construction; the ones here have no row of their
+// own (service totals, liveness, the one-hot state).
 struct FamilySpec {
   std::string_view name, type, help;
 };
@@ -58,52 +64,12 @@ inline constexpr FamilySpec kServiceActiveLoops{"loopscale_service_active_loops"
 inline constexpr FamilySpec kServiceUtilization{
     "loopscale_service_utilization", "gauge",
     "Mean loop utilization of the service in the last window (0 to 1)."};
-inline constexpr FamilySpec kPoolActiveLoops{"loopscale_pool_active_loops", "gauge",
-                                             "Loops taking new work."};
 inline constexpr FamilySpec kPoolLoops{"loopscale_pool_loops", "gauge", "Loops in the pool."};
-inline constexpr FamilySpec kPoolMinLoops{"loopscale_pool_min_loops", "gauge",
-                                          "Lower bound on active loops."};
-inline constexpr FamilySpec kPoolMaxLoops{"loopscale_pool_max_loops", "gauge",
-                                          "Upper bound on active loops."};
-inline constexpr FamilySpec kPoolScaleUps{"loopscale_pool_scale_ups_total", "counter",
-                                          "Decisions that woke loops."};
-inline constexpr FamilySpec kPoolScaleDowns{"loopscale_pool_scale_downs_total", "counter",
-                                            "Decisions that suspended or drained loops."};
 inline constexpr FamilySpec kPoolStale{
     "loopscale_pool_stale", "gauge",
     "1 if the pool's process has died (its slots can be reclaimed)."};
 inline constexpr FamilySpec kLoopState{"loopscale_loop_state", "gauge",
                                        "1 for the loop's current state."};
-inline constexpr FamilySpec kLoopUtilization{
-    "loopscale_loop_utilization", "gauge",
-    "Busy fraction of the loop in the last window (0 to 1)."};
-inline constexpr FamilySpec kLoopBusy{"loopscale_loop_busy_seconds_total", "counter",
-                                      "Time the loop spent running handlers."};
-inline constexpr FamilySpec kLoopHandlers{"loopscale_loop_handlers_total", "counter",
-                                          "Handlers run."};
-inline constexpr FamilySpec kLoopWakeups{"loopscale_loop_wakeups_total", "counter",
-                                         "Idle-to-busy transitions."};
-inline constexpr FamilySpec kLoopRegistrations{"loopscale_loop_registrations", "gauge",
-                                               "Connections registered on the loop."};
-inline constexpr FamilySpec kLoopCpu{"loopscale_loop_cpu_seconds_total", "counter",
-                                     "CPU time of the loop's threads."};
-inline constexpr FamilySpec kLoopSuspensions{"loopscale_loop_suspensions_total", "counter",
-                                             "Times the loop gave its thread back."};
-inline constexpr FamilySpec kLoopSchedulingLag{
-    "loopscale_loop_scheduling_lag_seconds", "gauge",
-    "How long the monitor's last probe waited in the loop's queue."};
-inline constexpr FamilySpec kLoopResumes{"loopscale_loop_resumes_total", "counter",
-                                         "Times the loop was given a fresh thread."};
-inline constexpr FamilySpec kPoolMovesRequested{
-    "loopscale_pool_moves_requested_total", "counter",
-    "Connections the monitor asked to move to another loop, summed over its ticks."};
-inline constexpr FamilySpec kLoopMovesIn{"loopscale_loop_moves_in_total", "counter",
-                                         "Connections that moved to the loop from another."};
-inline constexpr FamilySpec kLoopMovesOut{"loopscale_loop_moves_out_total", "counter",
-                                          "Connections that left the loop for another."};
-inline constexpr FamilySpec kLoopMovesFailed{
-    "loopscale_loop_moves_failed_total", "counter",
-    "Connections asked to leave the loop that could not."};
 
 // Collects the samples of one metric family, then prints HELP and TYPE once
 // (the format wants a family's samples together).
@@ -111,9 +77,12 @@ class Family {
  public:
   explicit Family(const FamilySpec& spec)
       : name_(spec.name), type_(spec.type), help_(spec.help) {}
+  // A schema row's family; its values are scaled by `export_.scale`.
+  explicit Family(const shm::Export& e)
+      : name_(e.name), type_(e.type), help_(e.help), scale_(e.scale) {}
   // `labels` is `name="value",...` with values already escaped.
   void add(const std::string& labels, double value) {
-    absl::StrAppend(&samples_, name_, "{", labels, "} ", number(value), "\n");
+    absl::StrAppend(&samples_, name_, "{", labels, "} ", number(value * scale_), "\n");
   }
   void append_to(std::string& out) const {
     if (samples_.empty()) return;
@@ -123,7 +92,20 @@ class Family {
 
  private:
   std::string name_, type_, help_, samples_;
+  double scale_ = 1.0;
 };
+
+// One family per exported row of `record` in the schema, in schema order,
+// and the rows they print.
+struct SchemaFamilies {
+  std::vector<const shm::FieldSpec*> rows;
+  std::vector<Family> families;
+  // Appends every family to `out`.
+  void append_to(std::string& out) const {
+    for (const Family& f : families) f.append_to(out);
+  }
+};
+SchemaFamilies schema_families(shm::Record record);
 
 // The pool's figures, labelled `pool` and `loop`.
 std::string pool_metrics(const PoolStats& stats);

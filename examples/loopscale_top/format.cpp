@@ -115,18 +115,22 @@ std::string format_json(const shm::Snapshot& snap, std::uint64_t now_ns) {
   return out;
 }
 
+// The value of the figure named `name` among `figures` (a file of an older
+// format may lack it).
+const shm::Figure* find_figure(const std::vector<shm::Figure>& figures,
+                               std::string_view name) {
+  for (const shm::Figure& f : figures) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
 std::string format_prometheus(const shm::Snapshot& snap) {
   using namespace prometheus;  // the family specs
   Family s_procs(kServiceProcesses), s_loops(kServiceLoops), s_active(kServiceActiveLoops),
-      s_util(kServiceUtilization);
-  Family p_active(kPoolActiveLoops), p_min(kPoolMinLoops), p_max(kPoolMaxLoops),
-      p_ups(kPoolScaleUps), p_downs(kPoolScaleDowns), p_stale(kPoolStale),
-      p_moves(kPoolMovesRequested);
-  Family l_state(kLoopState), l_util(kLoopUtilization), l_busy(kLoopBusy),
-      l_handlers(kLoopHandlers), l_wakeups(kLoopWakeups), l_regs(kLoopRegistrations),
-      l_cpu(kLoopCpu), l_susp(kLoopSuspensions), l_res(kLoopResumes),
-      l_lag(kLoopSchedulingLag), l_in(kLoopMovesIn), l_out(kLoopMovesOut),
-      l_failed(kLoopMovesFailed);
+      s_util(kServiceUtilization), p_stale(kPoolStale), l_state(kLoopState);
+  SchemaFamilies pool_families = schema_families(shm::Record::kSegment);
+  SchemaFamilies loop_families = schema_families(shm::Record::kLoop);
 
   for (const shm::ServiceSnapshot& s : snap.services) {
     const std::string labels = absl::StrCat("service=\"", label_value(s.name), "\"");
@@ -141,12 +145,11 @@ std::string format_prometheus(const shm::Snapshot& snap) {
                      "\",pool=\"", label_value(p.pool), "\"");
     p_stale.add(labels, p.stale ? 1 : 0);
     if (p.stale || !p.consistent) continue;
-    p_active.add(labels, static_cast<double>(p.active_loops));
-    p_min.add(labels, static_cast<double>(p.min_loops));
-    p_max.add(labels, static_cast<double>(p.max_loops));
-    p_ups.add(labels, static_cast<double>(p.scale_ups));
-    p_downs.add(labels, static_cast<double>(p.scale_downs));
-    p_moves.add(labels, static_cast<double>(p.moves_requested));
+    for (std::size_t k = 0; k < pool_families.rows.size(); ++k) {
+      if (const shm::Figure* f = find_figure(p.figures, pool_families.rows[k]->name)) {
+        pool_families.families[k].add(labels, f->as_double());
+      }
+    }
     for (const shm::LoopSnapshot& l : p.loops) {
       const std::string ll = absl::StrCat(labels, ",loop=\"", l.index, "\"");
       for (LoopState s : {LoopState::kActive, LoopState::kDraining, LoopState::kSuspending,
@@ -155,27 +158,20 @@ std::string format_prometheus(const shm::Snapshot& snap) {
         l_state.add(absl::StrCat(ll, ",state=\"", std::string(state), "\""),
                     l.state_name == state ? 1 : 0);
       }
-      l_util.add(ll, l.utilization);
-      l_busy.add(ll, static_cast<double>(l.busy_ns) / 1e9);
-      l_handlers.add(ll, static_cast<double>(l.handlers));
-      l_wakeups.add(ll, static_cast<double>(l.wakeups));
-      l_regs.add(ll, static_cast<double>(l.registrations));
-      l_cpu.add(ll, static_cast<double>(l.cpu_ns) / 1e9);
-      l_susp.add(ll, static_cast<double>(l.suspensions));
-      l_res.add(ll, static_cast<double>(l.resumes));
-      l_lag.add(ll, static_cast<double>(l.scheduling_lag_ns) / 1e9);
-      l_in.add(ll, static_cast<double>(l.moves_in));
-      l_out.add(ll, static_cast<double>(l.moves_out));
-      l_failed.add(ll, static_cast<double>(l.moves_failed));
+      for (std::size_t k = 0; k < loop_families.rows.size(); ++k) {
+        if (const shm::Figure* f = find_figure(l.figures, loop_families.rows[k]->name)) {
+          loop_families.families[k].add(ll, f->as_double());
+        }
+      }
     }
   }
   std::string out;
-  for (const Family* f :
-       {&s_procs, &s_loops, &s_active, &s_util, &p_active, &p_min, &p_max,
-        &p_ups, &p_downs, &p_moves, &p_stale, &l_state, &l_util, &l_busy, &l_handlers,
-        &l_wakeups, &l_regs, &l_cpu, &l_susp, &l_res, &l_lag, &l_in, &l_out, &l_failed}) {
+  for (const Family* f : {&s_procs, &s_loops, &s_active, &s_util, &p_stale}) {
     f->append_to(out);
   }
+  pool_families.append_to(out);
+  l_state.append_to(out);
+  loop_families.append_to(out);
   return out;
 }
 

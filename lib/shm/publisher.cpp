@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "loopscale/clock.hpp"
 #include "loopscale/detail/seqlock.hpp"
+#include "loopscale/shm/figures.hpp"
 #include "loopscale/shm/detail/file_layout.hpp"
 #include "loopscale/shm/detail/process.hpp"
 #include "loopscale/shm/detail/words.hpp"
@@ -359,6 +360,8 @@ void Publisher::publish(const PoolStats& stats) {
 }
 
 void Publisher::write_locked(const PoolStats& stats) {
+  // The process's identity, the heartbeat and the texts are the publisher's
+  // own; every other field is a kSchema figure (shm/figures.hpp).
   SegmentRecord h{};
   h.generation = owner_generation(owner_);
   h.pid = owner_pid(owner_);
@@ -368,19 +371,7 @@ void Publisher::write_locked(const PoolStats& stats) {
       std::chrono::duration_cast<std::chrono::nanoseconds>(
           Clock::now().time_since_epoch())
           .count());
-  const std::size_t n = std::min(loops_, stats.loops.size());
   h.loops = loops_;
-  h.active_loops = stats.active_count;
-  h.min_loops = stats.min_loops;
-  h.max_loops = stats.max_loops;
-  h.ticks = stats.ticks;
-  h.scale_ups = stats.scale_ups;
-  h.scale_downs = stats.scale_downs;
-  h.window_ns = static_cast<std::uint64_t>(stats.scaling.window.count());
-  h.scale_down_threshold = stats.scaling.scale_down_threshold;
-  h.scale_up_threshold = stats.scaling.scale_up_threshold;
-  h.last_rule = static_cast<std::uint64_t>(stats.last_decision.rule);
-  h.moves_requested = stats.moves_requested;
   auto put_text = [](char* dst, std::size_t cap, std::string_view text) {
     std::memcpy(dst, text.data(), std::min(text.size(), cap - 1));
   };
@@ -391,26 +382,26 @@ void Publisher::write_locked(const PoolStats& stats) {
   std::fill(image_.begin(), image_.end(), std::byte{0});
   std::memcpy(image_.data(), reinterpret_cast<const std::byte*>(&h) + kSeqlockedOffset,
               sizeof(h) - kSeqlockedOffset);
+  // Copies a figure's eight bytes to `at` in the image.
+  auto put = [this](std::size_t at, const FigureValue& v) {
+    if (v.is_float) {
+      std::memcpy(image_.data() + at, &v.f, sizeof(v.f));
+    } else {
+      std::memcpy(image_.data() + at, &v.u, sizeof(v.u));
+    }
+  };
+  for (const FieldSpec& f : kSchema) {
+    if (f.record != Record::kSegment || f.type == FieldType::kString) continue;
+    if (auto v = pool_figure_value(f.name, stats)) put(f.offset - kSeqlockedOffset, *v);
+  }
   const std::size_t slots = map_->layout.segment_header_size - kSeqlockedOffset;
+  const std::size_t n = std::min(loops_, stats.loops.size());
   for (std::size_t i = 0; i < n; ++i) {
-    const LoopStats& l = stats.loops[i];
-    LoopRecord r{};
-    r.index = l.index;
-    r.state = static_cast<std::uint64_t>(l.state);
-    r.busy_ns = static_cast<std::uint64_t>(l.busy.count());
-    r.handlers = l.handlers;
-    r.wakeups = l.wakeups;
-    r.registrations = l.registrations;
-    r.utilization = l.utilization;
-    r.cpu_ns = static_cast<std::uint64_t>(l.cpu_time.count());
-    r.scheduling_lag_ns = static_cast<std::uint64_t>(l.scheduling_lag.count());
-    r.suspensions = l.suspensions;
-    r.resumes = l.resumes;
-    r.moves_in = l.moves_in;
-    r.moves_out = l.moves_out;
-    r.moves_failed = l.moves_failed;
-    std::memcpy(image_.data() + slots + i * map_->layout.loop_slot_size, &r,
-                sizeof(r));
+    const std::size_t slot = slots + i * map_->layout.loop_slot_size;
+    for (const FieldSpec& f : kSchema) {
+      if (f.record != Record::kLoop) continue;
+      if (auto v = loop_figure_value(f.name, stats.loops[i])) put(slot + f.offset, *v);
+    }
   }
   write_image_locked();
 }

@@ -139,28 +139,15 @@ struct SegmentRecord {
   char service[kNameBytes];
   char pool[kNameBytes];
   char last_decision[kDecisionBytes];  // its one-line reason
-  std::uint64_t moves_requested;  // since 1.2: connections asked to move
-  std::uint64_t reserved[60];
+  // Figures added by minor versions (kSchema gives their offsets: 536 ...).
+  std::uint64_t added[61];
 };
 
-// One loop.
+// One loop's slot: eight-byte words whose meaning is kSchema's loop rows
+// (their offsets are fixed there, in order; a minor version only adds rows,
+// in the words still free).
 struct LoopRecord {
-  std::uint64_t index;
-  std::uint64_t state;          // LoopState: 0 active, 1 draining,
-                                // 2 suspending, 3 suspended, 4 stopped
-  std::uint64_t busy_ns;        // includes the busy slice in progress
-  std::uint64_t handlers;
-  std::uint64_t wakeups;        // idle-to-busy transitions
-  std::uint64_t registrations;
-  double utilization;           // last window, 0..1
-  std::uint64_t cpu_ns;         // CPU time of the loop's threads
-  std::uint64_t suspensions;
-  std::uint64_t resumes;
-  std::uint64_t scheduling_lag_ns;  // since 1.1: the last probe's wait
-  std::uint64_t moves_in;       // since 1.2: connections that moved here
-  std::uint64_t moves_out;      // since 1.2: connections that left for another loop
-  std::uint64_t moves_failed;   // since 1.2: asked to leave, could not
-  std::uint64_t reserved[2];
+  std::uint64_t words[16];
 };
 
 static_assert(sizeof(FileHeader) == 128);
@@ -170,6 +157,7 @@ static_assert(sizeof(LoopRecord) == 128);
 static_assert(offsetof(SegmentRecord, seq) == 8);
 static_assert(offsetof(SegmentRecord, generation) == 32);
 static_assert(offsetof(FileHeader, used_bytes) == 72);
+static_assert(offsetof(SegmentRecord, added) == 536);
 
 // The first byte under a segment's seqlock.
 inline constexpr std::size_t kSeqlockedOffset = offsetof(SegmentRecord, generation);
@@ -178,7 +166,20 @@ inline constexpr std::size_t kSeqlockedOffset = offsetof(SegmentRecord, generati
 inline constexpr std::size_t kSchemaOffset = sizeof(FileHeader);
 inline constexpr std::size_t kHeaderSize = 4096;
 
-// A row of the schema table, as compiled in.
+// How a figure is exported in the Prometheus text format, by
+// `loopscale-top --format prometheus` and the example server's /metrics
+// (both print from this table). An empty name: not exported.
+struct Export {
+  std::string_view name;
+  std::string_view type;  // "counter" or "gauge"
+  std::string_view help;
+  double scale = 1.0;     // applied to the value: 1e-9 turns ns into seconds
+};
+
+// A row of the schema table, as compiled in: the one description of a field
+// that the writer, the readers and the exporters all go by. A new figure is
+// a row here (at the next free offset, `since_minor` the new minor version)
+// plus its value in shm/figures.cpp.
 struct FieldSpec {
   std::string_view name;
   Record record;
@@ -190,61 +191,115 @@ struct FieldSpec {
   // The minor version that added the field: files of an older minor lack
   // it, and readers and writers go without it there.
   std::uint32_t since_minor = 0;
+  Export prometheus = {};
 };
 
-#define LOOPSCALE_SHM_FIELD(rec, type, st, field, unit, agg)               \
+// Segment fields at fixed offsets of SegmentRecord.
+#define LOOPSCALE_SHM_SEGMENT(type, field, unit, agg, ...)                  \
   FieldSpec {                                                              \
-    #field, Record::rec, FieldType::type,                                  \
-        static_cast<std::uint32_t>(offsetof(st, field)),                   \
-        static_cast<std::uint32_t>(sizeof(st::field)), unit, Aggregation::agg \
+    #field, Record::kSegment, FieldType::type,                             \
+        static_cast<std::uint32_t>(offsetof(SegmentRecord, field)),        \
+        static_cast<std::uint32_t>(sizeof(SegmentRecord::field)), unit,    \
+        Aggregation::agg, __VA_ARGS__                                      \
   }
-#define LOOPSCALE_SHM_FIELD_SINCE(minor, rec, type, st, field, unit, agg)   \
-  FieldSpec {                                                              \
-    #field, Record::rec, FieldType::type,                                  \
-        static_cast<std::uint32_t>(offsetof(st, field)),                   \
-        static_cast<std::uint32_t>(sizeof(st::field)), unit,               \
-        Aggregation::agg, minor                                            \
-  }
+
+// A figure in eight bytes at `offset` of its record.
+constexpr FieldSpec figure(Record record, std::string_view name, FieldType type,
+                           std::uint32_t offset, std::string_view unit,
+                           Aggregation aggregation, std::uint32_t since_minor,
+                           Export prometheus = {}) {
+  return FieldSpec{name, record, type, offset, 8, unit, aggregation, since_minor,
+                   prometheus};
+}
+constexpr FieldSpec loop_figure(std::string_view name, FieldType type,
+                                std::uint32_t offset, std::string_view unit,
+                                Aggregation aggregation, std::uint32_t since_minor,
+                                Export prometheus = {}) {
+  return figure(Record::kLoop, name, type, offset, unit, aggregation,
+                since_minor, prometheus);
+}
 
 // Every field a reader may use, in the order they are written to the file.
-// Names are unique across both records.
+// Names are unique across both records; rows added by a minor version come
+// after those of the versions before it.
 inline constexpr std::array kSchema = {
-    LOOPSCALE_SHM_FIELD(kSegment, kU64, SegmentRecord, generation, "count", kNone),
-    LOOPSCALE_SHM_FIELD(kSegment, kU64, SegmentRecord, pid, "pid", kNone),
-    LOOPSCALE_SHM_FIELD(kSegment, kU64, SegmentRecord, start_time, "ticks", kNone),
-    LOOPSCALE_SHM_FIELD(kSegment, kU64, SegmentRecord, heartbeat_ns, "ns", kMax),
-    LOOPSCALE_SHM_FIELD(kSegment, kU64, SegmentRecord, loops, "count", kSum),
-    LOOPSCALE_SHM_FIELD(kSegment, kU64, SegmentRecord, active_loops, "count", kSum),
-    LOOPSCALE_SHM_FIELD(kSegment, kU64, SegmentRecord, min_loops, "count", kSum),
-    LOOPSCALE_SHM_FIELD(kSegment, kU64, SegmentRecord, max_loops, "count", kSum),
-    LOOPSCALE_SHM_FIELD(kSegment, kU64, SegmentRecord, ticks, "count", kMax),
-    LOOPSCALE_SHM_FIELD(kSegment, kU64, SegmentRecord, scale_ups, "count", kSum),
-    LOOPSCALE_SHM_FIELD(kSegment, kU64, SegmentRecord, scale_downs, "count", kSum),
-    LOOPSCALE_SHM_FIELD(kSegment, kU64, SegmentRecord, window_ns, "ns", kNone),
-    LOOPSCALE_SHM_FIELD(kSegment, kF64, SegmentRecord, scale_down_threshold, "ratio", kNone),
-    LOOPSCALE_SHM_FIELD(kSegment, kF64, SegmentRecord, scale_up_threshold, "ratio", kNone),
-    LOOPSCALE_SHM_FIELD(kSegment, kU64, SegmentRecord, last_rule, "enum", kNone),
-    LOOPSCALE_SHM_FIELD(kSegment, kString, SegmentRecord, service, "", kNone),
-    LOOPSCALE_SHM_FIELD(kSegment, kString, SegmentRecord, pool, "", kNone),
-    LOOPSCALE_SHM_FIELD(kSegment, kString, SegmentRecord, last_decision, "", kNone),
-    LOOPSCALE_SHM_FIELD(kLoop, kU64, LoopRecord, index, "count", kNone),
-    LOOPSCALE_SHM_FIELD(kLoop, kU64, LoopRecord, state, "enum", kNone),
-    LOOPSCALE_SHM_FIELD(kLoop, kU64, LoopRecord, busy_ns, "ns", kSum),
-    LOOPSCALE_SHM_FIELD(kLoop, kU64, LoopRecord, handlers, "count", kSum),
-    LOOPSCALE_SHM_FIELD(kLoop, kU64, LoopRecord, wakeups, "count", kSum),
-    LOOPSCALE_SHM_FIELD(kLoop, kU64, LoopRecord, registrations, "count", kSum),
-    LOOPSCALE_SHM_FIELD(kLoop, kF64, LoopRecord, utilization, "ratio", kMean),
-    LOOPSCALE_SHM_FIELD(kLoop, kU64, LoopRecord, cpu_ns, "ns", kSum),
-    LOOPSCALE_SHM_FIELD(kLoop, kU64, LoopRecord, suspensions, "count", kSum),
-    LOOPSCALE_SHM_FIELD(kLoop, kU64, LoopRecord, resumes, "count", kSum),
-    LOOPSCALE_SHM_FIELD_SINCE(1, kLoop, kU64, LoopRecord, scheduling_lag_ns, "ns", kMax),
-    LOOPSCALE_SHM_FIELD_SINCE(2, kSegment, kU64, SegmentRecord, moves_requested, "count", kSum),
-    LOOPSCALE_SHM_FIELD_SINCE(2, kLoop, kU64, LoopRecord, moves_in, "count", kSum),
-    LOOPSCALE_SHM_FIELD_SINCE(2, kLoop, kU64, LoopRecord, moves_out, "count", kSum),
-    LOOPSCALE_SHM_FIELD_SINCE(2, kLoop, kU64, LoopRecord, moves_failed, "count", kSum),
+    LOOPSCALE_SHM_SEGMENT(kU64, generation, "count", kNone, 0),
+    LOOPSCALE_SHM_SEGMENT(kU64, pid, "pid", kNone, 0),
+    LOOPSCALE_SHM_SEGMENT(kU64, start_time, "ticks", kNone, 0),
+    LOOPSCALE_SHM_SEGMENT(kU64, heartbeat_ns, "ns", kMax, 0),
+    LOOPSCALE_SHM_SEGMENT(kU64, loops, "count", kSum, 0),
+    LOOPSCALE_SHM_SEGMENT(kU64, active_loops, "count", kSum, 0,
+                          {"loopscale_pool_active_loops", "gauge",
+                           "Loops taking new work."}),
+    LOOPSCALE_SHM_SEGMENT(kU64, min_loops, "count", kSum, 0,
+                          {"loopscale_pool_min_loops", "gauge",
+                           "Lower bound on active loops."}),
+    LOOPSCALE_SHM_SEGMENT(kU64, max_loops, "count", kSum, 0,
+                          {"loopscale_pool_max_loops", "gauge",
+                           "Upper bound on active loops."}),
+    LOOPSCALE_SHM_SEGMENT(kU64, ticks, "count", kMax, 0),
+    LOOPSCALE_SHM_SEGMENT(kU64, scale_ups, "count", kSum, 0,
+                          {"loopscale_pool_scale_ups_total", "counter",
+                           "Decisions that woke loops."}),
+    LOOPSCALE_SHM_SEGMENT(kU64, scale_downs, "count", kSum, 0,
+                          {"loopscale_pool_scale_downs_total", "counter",
+                           "Decisions that suspended or drained loops."}),
+    LOOPSCALE_SHM_SEGMENT(kU64, window_ns, "ns", kNone, 0),
+    LOOPSCALE_SHM_SEGMENT(kF64, scale_down_threshold, "ratio", kNone, 0),
+    LOOPSCALE_SHM_SEGMENT(kF64, scale_up_threshold, "ratio", kNone, 0),
+    LOOPSCALE_SHM_SEGMENT(kU64, last_rule, "enum", kNone, 0),
+    LOOPSCALE_SHM_SEGMENT(kString, service, "", kNone, 0),
+    LOOPSCALE_SHM_SEGMENT(kString, pool, "", kNone, 0),
+    LOOPSCALE_SHM_SEGMENT(kString, last_decision, "", kNone, 0),
+    loop_figure("index", FieldType::kU64, 0, "count", Aggregation::kNone, 0),
+    loop_figure("state", FieldType::kU64, 8, "enum", Aggregation::kNone, 0),
+    loop_figure("busy_ns", FieldType::kU64, 16, "ns", Aggregation::kSum, 0,
+                {"loopscale_loop_busy_seconds_total", "counter",
+                 "Time the loop spent running handlers.", 1e-9}),
+    loop_figure("handlers", FieldType::kU64, 24, "count", Aggregation::kSum, 0,
+                {"loopscale_loop_handlers_total", "counter", "Handlers run."}),
+    loop_figure("wakeups", FieldType::kU64, 32, "count", Aggregation::kSum, 0,
+                {"loopscale_loop_wakeups_total", "counter",
+                 "Idle-to-busy transitions."}),
+    loop_figure("registrations", FieldType::kU64, 40, "count",
+                Aggregation::kSum, 0,
+                {"loopscale_loop_registrations", "gauge",
+                 "Connections registered on the loop."}),
+    loop_figure("utilization", FieldType::kF64, 48, "ratio", Aggregation::kMean,
+                0,
+                {"loopscale_loop_utilization", "gauge",
+                 "Busy fraction of the loop in the last window (0 to 1)."}),
+    loop_figure("cpu_ns", FieldType::kU64, 56, "ns", Aggregation::kSum, 0,
+                {"loopscale_loop_cpu_seconds_total", "counter",
+                 "CPU time of the loop's threads.", 1e-9}),
+    loop_figure("suspensions", FieldType::kU64, 64, "count", Aggregation::kSum,
+                0,
+                {"loopscale_loop_suspensions_total", "counter",
+                 "Times the loop gave its thread back."}),
+    loop_figure("resumes", FieldType::kU64, 72, "count", Aggregation::kSum, 0,
+                {"loopscale_loop_resumes_total", "counter",
+                 "Times the loop was given a fresh thread."}),
+    loop_figure("scheduling_lag_ns", FieldType::kU64, 80, "ns",
+                Aggregation::kMax, 1,
+                {"loopscale_loop_scheduling_lag_seconds", "gauge",
+                 "How long the monitor's last probe waited in the loop's queue.",
+                 1e-9}),
+    figure(Record::kSegment, "moves_requested", FieldType::kU64, 536, "count",
+           Aggregation::kSum, 2,
+           {"loopscale_pool_moves_requested_total", "counter",
+            "Connections the monitor asked to move to another loop."}),
+    loop_figure("moves_in", FieldType::kU64, 88, "count", Aggregation::kSum, 2,
+                {"loopscale_loop_moves_in_total", "counter",
+                 "Connections that moved to the loop from another."}),
+    loop_figure("moves_out", FieldType::kU64, 96, "count", Aggregation::kSum, 2,
+                {"loopscale_loop_moves_out_total", "counter",
+                 "Connections that left the loop for another."}),
+    loop_figure("moves_failed", FieldType::kU64, 104, "count",
+                Aggregation::kSum, 2,
+                {"loopscale_loop_moves_failed_total", "counter",
+                 "Connections asked to leave the loop that could not."}),
 };
 
-#undef LOOPSCALE_SHM_FIELD
 #undef LOOPSCALE_SHM_FIELD_SINCE
 
 // Bytes of a segment with `loops` slots in a file with these record sizes,

@@ -1,0 +1,80 @@
+#include "loopscale/shm/figures.hpp"
+
+#include <chrono>
+
+namespace loopscale::shm {
+namespace {
+
+FigureValue u64(std::uint64_t v) { return FigureValue{false, v, 0.0}; }
+FigureValue f64(double v) { return FigureValue{true, 0, v}; }
+FigureValue ns(std::chrono::nanoseconds d) {
+  return u64(static_cast<std::uint64_t>(d.count()));
+}
+
+template <class Stats>
+struct Getter {
+  std::string_view name;
+  FigureValue (*value)(const Stats&);
+};
+
+// Every numeric figure of kSchema's segment rows that comes from PoolStats.
+constexpr Getter<PoolStats> kPoolFigures[] = {
+    {"active_loops", [](const PoolStats& s) { return u64(s.active_count); }},
+    {"min_loops", [](const PoolStats& s) { return u64(s.min_loops); }},
+    {"max_loops", [](const PoolStats& s) { return u64(s.max_loops); }},
+    {"ticks", [](const PoolStats& s) { return u64(s.ticks); }},
+    {"scale_ups", [](const PoolStats& s) { return u64(s.scale_ups); }},
+    {"scale_downs", [](const PoolStats& s) { return u64(s.scale_downs); }},
+    {"window_ns", [](const PoolStats& s) { return ns(s.scaling.window); }},
+    {"scale_down_threshold",
+     [](const PoolStats& s) { return f64(s.scaling.scale_down_threshold); }},
+    {"scale_up_threshold",
+     [](const PoolStats& s) { return f64(s.scaling.scale_up_threshold); }},
+    {"last_rule",
+     [](const PoolStats& s) {
+       return u64(static_cast<std::uint64_t>(s.last_decision.rule));
+     }},
+    {"moves_requested", [](const PoolStats& s) { return u64(s.moves_requested); }},
+};
+
+// Every figure of kSchema's loop rows.
+constexpr Getter<LoopStats> kLoopFigures[] = {
+    {"index", [](const LoopStats& l) { return u64(l.index); }},
+    {"state",
+     [](const LoopStats& l) { return u64(static_cast<std::uint64_t>(l.state)); }},
+    {"busy_ns", [](const LoopStats& l) { return ns(l.busy); }},
+    {"handlers", [](const LoopStats& l) { return u64(l.handlers); }},
+    {"wakeups", [](const LoopStats& l) { return u64(l.wakeups); }},
+    {"registrations", [](const LoopStats& l) { return u64(l.registrations); }},
+    {"utilization", [](const LoopStats& l) { return f64(l.utilization); }},
+    {"cpu_ns", [](const LoopStats& l) { return ns(l.cpu_time); }},
+    {"suspensions", [](const LoopStats& l) { return u64(l.suspensions); }},
+    {"resumes", [](const LoopStats& l) { return u64(l.resumes); }},
+    {"scheduling_lag_ns", [](const LoopStats& l) { return ns(l.scheduling_lag); }},
+    {"moves_in", [](const LoopStats& l) { return u64(l.moves_in); }},
+    {"moves_out", [](const LoopStats& l) { return u64(l.moves_out); }},
+    {"moves_failed", [](const LoopStats& l) { return u64(l.moves_failed); }},
+};
+
+template <class Stats, std::size_t N>
+std::optional<FigureValue> find(const Getter<Stats> (&table)[N],
+                                 std::string_view name, const Stats& stats) {
+  for (const Getter<Stats>& g : table) {
+    if (g.name == name) return g.value(stats);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<FigureValue> pool_figure_value(std::string_view name,
+                                       const PoolStats& stats) {
+  return find(kPoolFigures, name, stats);
+}
+
+std::optional<FigureValue> loop_figure_value(std::string_view name,
+                                             const LoopStats& loop) {
+  return find(kLoopFigures, name, loop);
+}
+
+}  // namespace loopscale::shm
