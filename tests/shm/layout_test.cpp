@@ -1,4 +1,5 @@
 #include "loopscale/shm/layout.hpp"
+#include "loopscale/shm/figures.hpp"
 
 #include <gtest/gtest.h>
 
@@ -38,6 +39,45 @@ TEST(ShmLayoutTest, SchemaNamesAreUniqueAndFieldsAligned) {
       EXPECT_GE(f.offset, kSeqlockedOffset);
     }
   }
+}
+
+// The table is the one description of a figure: every numeric row has a
+// value computed from the pool's statistics (but the process's identity,
+// which the publisher writes itself), rows do not overlap and fit their
+// record, and exported families follow Prometheus' naming.
+TEST(ShmLayoutTest, EveryFigureHasAValueAPlaceAndAWellFormedFamily) {
+  const std::set<std::string_view> identity = {"generation", "pid", "start_time",
+                                               "heartbeat_ns", "loops"};
+  const PoolStats stats;
+  const LoopStats loop;
+  std::set<std::pair<Record, std::uint32_t>> words;
+  std::set<std::string_view> families;
+  for (const FieldSpec& f : kSchema) {
+    if (f.type == FieldType::kString) continue;
+    if (f.record == Record::kSegment) {
+      EXPECT_EQ(pool_figure_value(f.name, stats).has_value(), !identity.contains(f.name))
+          << f.name;
+      EXPECT_LE(f.offset + f.size, sizeof(SegmentRecord)) << f.name;
+    } else {
+      EXPECT_TRUE(loop_figure_value(f.name, loop).has_value()) << f.name;
+      EXPECT_LE(f.offset + f.size, sizeof(LoopRecord)) << f.name;
+    }
+    EXPECT_EQ(f.size, 8u) << f.name;
+    EXPECT_TRUE(words.insert({f.record, f.offset}).second) << f.name << " overlaps";
+    if (f.prometheus.name.empty()) continue;
+    EXPECT_TRUE(families.insert(f.prometheus.name).second) << f.prometheus.name;
+    EXPECT_TRUE(f.prometheus.name.starts_with("loopscale_")) << f.prometheus.name;
+    EXPECT_EQ(f.prometheus.type == "counter", f.prometheus.name.ends_with("_total"))
+        << f.prometheus.name;
+    EXPECT_TRUE(f.prometheus.type == "counter" || f.prometheus.type == "gauge");
+  }
+  // Rows of a later minor version come after the earlier ones.
+  std::uint32_t since = 0;
+  for (const FieldSpec& f : kSchema) {
+    EXPECT_GE(f.since_minor, since) << f.name;
+    since = f.since_minor;
+  }
+  EXPECT_EQ(since, kVersionMinor);
 }
 
 // docs/shm-format.md is the contract for readers in other languages: each
