@@ -90,7 +90,7 @@ void BM_Snapshot(benchmark::State& state) {
   auto pub = loopscale::shm::Publisher::attach(file.config(), "bench", kLoops);
   loopscale::shm::ReadOptions options;
   if (state.range(0) == 0) {
-    options.liveness = [](std::uint64_t, std::uint64_t) { return std::string(); };
+    options.liveness = [](std::uint64_t, std::optional<std::uint64_t>) { return std::string(); };
   }
   auto reader = loopscale::shm::Reader::open(file.path, options);
   if (!pub.ok() || !reader.ok()) {

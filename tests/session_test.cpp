@@ -250,6 +250,25 @@ TEST_F(SessionTest, OffModeKeepsTheConnectionWhereItIs) {
   EXPECT_EQ(pool_->loop(0).state(), LoopState::kDraining);
 }
 
+TEST_F(SessionTest, AConnectionAcceptedForALoopThatLeftStartsOnAnActiveOne) {
+  start_pool(2);
+  // The accept chose loop 1; by the time the connection arrives, loop 1 has
+  // left rotation and given its thread back.
+  tcp_socket server(pool_->loop(1).get_executor());
+  pool_->chooser().publish(std::vector<std::size_t>{0});
+  ASSERT_TRUE(pool_->loop(1).try_suspend());
+  ASSERT_TRUE(eventually(
+      [&] { return pool_->loop(1).state() == LoopState::kSuspended; }));
+  tcp::socket client(client_ctx_);
+  client.connect(acceptor_.local_endpoint());
+  acceptor_.accept(server);
+  spawn_session(*pool_, std::move(server), EchoState{}, echo);
+  expect_echo(client, "served");
+  EXPECT_EQ(registrations(0), 1u);
+  EXPECT_EQ(pool_->loop(1).state(), LoopState::kSuspended);
+  EXPECT_EQ(pool_->loop(1).resumes(), 0u);
+}
+
 TEST(RebalanceTest, ParsesTheThreeModesAndNamesABadOne) {
   EXPECT_EQ(*parse_rebalance("move"), Rebalance::kMove);
   EXPECT_EQ(*parse_rebalance("close"), Rebalance::kClose);

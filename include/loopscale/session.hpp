@@ -53,6 +53,9 @@
 //     and return.
 //   * Do not leave operations pending on the socket when returning.
 //
+// A connection accepted on a loop that has left rotation since the accept
+// started (it chose its loop then) starts on an active loop instead.
+//
 // Moves never block the loop being left: the descriptor is released from
 // its reactor and registered with the target's (two `epoll_ctl` calls), and
 // the session is posted to the target loop. No byte is lost, duplicated or
@@ -104,6 +107,23 @@ void spawn_session(LoopPool& pool, Socket socket, State state, Serve serve,
                    Rebalance mode = Rebalance::kMove);
 
 namespace detail {
+// Re-registers `socket`'s descriptor with `target`'s reactor: the socket is
+// replaced by one of the same protocol on `target`'s executor. It must have
+// no operation pending. On failure the descriptor is closed and the error
+// returned (the socket is left closed).
+template <class Socket>
+std::error_code hand_over(std::optional<Socket>& socket, EventLoop& target) {
+  std::error_code ec;
+  const auto protocol = socket->local_endpoint(ec).protocol();
+  if (ec) return ec;
+  const auto fd = socket->release(ec);
+  if (ec) return ec;
+  socket.emplace(target.get_executor());
+  socket->assign(protocol, fd, ec);
+  if (ec) ::close(fd);
+  return ec;
+}
+
 // The coroutine that runs a session: serve, then end, serve again, or go on
 // as a fresh coroutine of the target loop.
 template <class State, class Socket, class Serve>
@@ -265,17 +285,7 @@ class Session {
       home_->moves_failed_.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
-    std::error_code ec;
-    const auto protocol = socket_->local_endpoint(ec).protocol();
-    if (ec) return fail_move();
-    const auto fd = socket_->release(ec);
-    if (ec) return fail_move();
-    socket_.emplace(target.get_executor());
-    socket_->assign(protocol, fd, ec);
-    if (ec) {
-      ::close(fd);
-      return fail_move();
-    }
+    if (detail::hand_over(socket_, target)) return fail_move();
     home_->moves_out_.fetch_add(1, std::memory_order_relaxed);
     target.moves_in_.fetch_add(1, std::memory_order_relaxed);
     registration_ = target.register_connection();
@@ -340,9 +350,19 @@ awaitable<void> run_session(std::unique_ptr<Session<State, Socket>> session,
 template <class State, class Socket, class Serve>
 void spawn_session(LoopPool& pool, Socket socket, State state, Serve serve,
                    Rebalance mode) {
-  const LoopExecutor ex = socket.get_executor();
+  // An accept chooses the socket's loop when it starts, and the connection
+  // may arrive much later: if that loop has left rotation since, the
+  // connection starts on one that is active now, rather than waking a
+  // suspended loop or landing on a draining one.
+  std::optional<Socket> accepted(std::move(socket));
+  EventLoop& chosen = accepted->get_executor().loop();
+  if (chosen.is_suspended() && !chosen.stopping()) {
+    EventLoop& now = pool.next().loop();
+    if (&now != &chosen && detail::hand_over(accepted, now)) return;  // closed
+  }
+  const LoopExecutor ex = accepted->get_executor();
   std::unique_ptr<Session<State, Socket>> session(new Session<State, Socket>(
-      pool, std::move(socket), std::move(state), mode));
+      pool, std::move(*accepted), std::move(state), mode));
   asio::co_spawn(ex, detail::run_session(std::move(session), std::move(serve)),
                  asio::detached);
 }

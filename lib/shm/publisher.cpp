@@ -140,11 +140,11 @@ bool magic_is_zero(int fd) {
          std::memcmp(magic, "\0\0\0\0\0\0\0\0", 8) == 0;
 }
 
-// True if the segment's owner is a process that has ended. An owner whose
-// process runs but has not written its identity yet (it claimed the segment
-// and is initializing it) is alive.
+// True if the segment's owner is a process that has ended (the liveness
+// rule: detail::process_gone_reason). An owner whose process runs but has not
+// written its identity yet (it claimed the segment and is initializing it)
+// is alive.
 bool owner_is_dead(const std::byte* data, const detail::SegmentExtent& s) {
-  const std::uint64_t pid = owner_pid(s.owner);
   std::uint64_t generation = 0;
   std::uint64_t start_time = 0;
   const bool read = loopscale::detail::seqlock_try_read(
@@ -153,11 +153,11 @@ bool owner_is_dead(const std::byte* data, const detail::SegmentExtent& s) {
         generation = load(data, s.offset + offsetof(SegmentRecord, generation));
         start_time = load(data, s.offset + offsetof(SegmentRecord, start_time));
       },
-      1000);
-  if (read && generation == owner_generation(s.owner)) {
-    return !detail::process_gone_reason(pid, start_time).empty();
-  }
-  return !detail::process_running(pid);
+      detail::kSeqlockAttempts);
+  const bool ours = read && generation == owner_generation(s.owner);
+  return !detail::process_gone_reason(owner_pid(s.owner),
+                                      ours ? std::optional(start_time) : std::nullopt)
+              .empty();
 }
 
 }  // namespace

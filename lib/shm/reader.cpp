@@ -308,7 +308,8 @@ absl::StatusOr<int> open_file(const std::string& path, int flags) {
 
 }  // namespace
 
-std::string default_liveness(std::uint64_t pid, std::uint64_t start_time) {
+std::string default_liveness(std::uint64_t pid,
+                             std::optional<std::uint64_t> start_time) {
   return detail::process_gone_reason(pid, start_time);
 }
 
@@ -347,10 +348,10 @@ absl::StatusOr<Snapshot> parse_snapshot(const std::byte* data, std::size_t size,
       if (absl::Status st = decode(copy, s, *layout, fields, p); !st.ok()) {
         return st;
       }
-    } else {
-      p.start_time = get_u64(copy, *fields.start_time);
     }
-    p.stale_reason = options.liveness(p.pid, p.start_time);
+    // A torn copy's start time may be half written: judge by the pid alone.
+    p.stale_reason = options.liveness(
+        p.pid, p.consistent ? std::optional(p.start_time) : std::nullopt);
     p.stale = !p.stale_reason.empty();
     snap.processes.push_back(std::move(p));
   }

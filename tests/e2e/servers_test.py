@@ -322,8 +322,12 @@ def keep_alive_scenario(mode):
         # Load gone, connections open and idle: the pool goes back to one loop
         # and the others give their threads back, if the connections can move.
         if mode != "off":
-            out["idled_again"] = eventually(
-                lambda: active() == 1 and metric_sum(port, "loopscale_loop_state", "suspended") == 3)
+            def idle_again():
+                view = (active(), metric_sum(port, "loopscale_loop_state", "suspended"),
+                        metric_sum(port, "loopscale_loop_registrations"))
+                out["last_view"] = f"active, suspended, connections = {view}"
+                return view[0] == 1 and view[1] == 3
+            out["idled_again"] = eventually(idle_again)
         for c in clients:
             try:
                 c.get("/work?ms=0")
@@ -345,7 +349,7 @@ check(r["spread"] and not r["errors"],
       f"--rebalance=move: under load they move to the loops the pool wakes "
       f"({r['moves']:.0f} moves, peak {r['peak']:.0f} loops, errors {r['errors'][:2]})")
 check(r["idled_again"], "--rebalance=move: idle again with the connections open, "
-      "the pool shrinks to one loop and three loops suspend")
+      f"the pool shrinks to one loop and three loops suspend ({r.get('last_view')})")
 check(r["closes"] == 0 and r["idle_closes"] == 0 and r["stopped"],
       "--rebalance=move: no connection is closed; stops cleanly")
 
@@ -354,8 +358,8 @@ check(r["spread"] and not r["errors"],
       f"--rebalance=close: connections asked to leave get Connection: close "
       f"({r['closes']} closes, errors {r['errors'][:2]})")
 check(r["moves"] == 0 and r["idled_again"] and r["idle_closes"] > 0 and r["stopped"],
-      f"--rebalance=close: nothing moves; idle connections are closed ({r['idle_closes']}) "
-      "and the pool shrinks")
+      f"--rebalance=close: nothing moves ({r['moves']:.0f}); idle connections are closed "
+      f"({r['idle_closes']}) and the pool shrinks ({r['idled_again']}: {r.get('last_view')})")
 
 r = keep_alive_scenario("off")
 check(r["spread"] and not r["errors"],

@@ -18,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size > 0) std::memcpy(words.data(), data, size);
   loopscale::shm::ReadOptions options;
   options.max_attempts = 4;  // an odd seq must not make a fuzz run spin
-  options.liveness = [](std::uint64_t pid, std::uint64_t) {
+  options.liveness = [](std::uint64_t pid, std::optional<std::uint64_t>) {
     return pid % 2 == 0 ? std::string() : std::string("stale");
   };
   auto snap = loopscale::shm::parse_snapshot(

@@ -41,20 +41,26 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "loopscale/shm/detail/process.hpp"
 #include "loopscale/shm/layout.hpp"
 
 namespace loopscale::shm {
 
 // Returns why the process `pid` that started at `start_time` is no longer
-// running, or "" if it is. The default reads /proc and calls kill(pid, 0).
-using LivenessCheck =
-    std::function<std::string(std::uint64_t pid, std::uint64_t start_time)>;
-std::string default_liveness(std::uint64_t pid, std::uint64_t start_time);
+// running, or "" if it is; `start_time` is nullopt for a segment that could
+// not be read consistently (then only whether the pid runs is known). The
+// default reads /proc and calls kill(pid, 0): the file's liveness rule
+// (shm/detail/process.hpp), which publishers apply too.
+using LivenessCheck = std::function<std::string(
+    std::uint64_t pid, std::optional<std::uint64_t> start_time)>;
+std::string default_liveness(std::uint64_t pid,
+                             std::optional<std::uint64_t> start_time);
 
 // A figure as the schema describes it: the file's name, unit and rule.
 struct Figure {
@@ -148,7 +154,7 @@ struct Snapshot {
 struct ReadOptions {
   LivenessCheck liveness = default_liveness;
   // Seqlock attempts per segment before it is reported inconsistent.
-  int max_attempts = 10000;
+  int max_attempts = detail::kSeqlockAttempts;
 };
 
 // Decodes the `size` bytes at `data` (8-byte aligned; a mapping of the file or

@@ -44,14 +44,8 @@ std::uint64_t self_start_time() {
   return info ? info->start_time : 0;
 }
 
-bool process_running(std::uint64_t pid) {
-  if (pid == 0 || pid > kMaxPid) return false;
-  if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return false;
-  const std::optional<ProcessInfo> info = read_process(pid);
-  return !info || (info->state != 'Z' && info->state != 'X');
-}
-
-std::string process_gone_reason(std::uint64_t pid, std::uint64_t start_time) {
+std::string process_gone_reason(std::uint64_t pid,
+                                std::optional<std::uint64_t> start_time) {
   if (pid == 0 || pid > kMaxPid) return absl::StrCat("invalid pid ", pid);
   auto gone = [pid] {
     return kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
@@ -66,10 +60,10 @@ std::string process_gone_reason(std::uint64_t pid, std::uint64_t start_time) {
   if (info->state == 'Z' || info->state == 'X') {
     return absl::StrCat("process ", pid, " has exited (zombie)");
   }
-  if (info->start_time != start_time) {
+  if (start_time && info->start_time != *start_time) {
     return absl::StrCat("pid ", pid, " was reused (process started at tick ",
                         info->start_time, ", segment written by one started at ",
-                        start_time, ")");
+                        *start_time, ")");
   }
   return "";
 }

@@ -33,14 +33,21 @@ std::optional<ProcessInfo> read_process(std::uint64_t pid);
 // This process's start time (0 if /proc is unavailable).
 std::uint64_t self_start_time();
 
-// True if process `pid` exists and has not exited (a zombie has).
-bool process_running(std::uint64_t pid);
-
-// Returns why process `pid`, started at `start_time`, no longer runs ("" if
-// it does): gone, a zombie, or its pid reused by a process started later.
-// A pid outside (0, kMaxPid] is reported as invalid without asking the kernel
+// The liveness rule of the metrics file, the one place it is written.
+// Returns why the process `pid` no longer runs ("" if it does): gone, a
+// zombie, or, when its `start_time` is known (read from a consistent copy of
+// its segment, of the current claim), its pid reused by a process started
+// later. Without the start time (a segment torn by a writer that died
+// mid-write, or claimed and not yet written) the process must merely run. A
+// pid outside (0, kMaxPid] is reported as invalid without asking the kernel
 // (kill() treats 0 and negative pids as process groups).
-std::string process_gone_reason(std::uint64_t pid, std::uint64_t start_time);
+std::string process_gone_reason(std::uint64_t pid,
+                                std::optional<std::uint64_t> start_time);
+
+// How many times every reader of the file (readers, and publishers looking
+// for dead owners) tries a segment's seqlock before it takes the segment as
+// torn: a writer that died mid-write leaves it odd forever.
+inline constexpr int kSeqlockAttempts = 10000;
 
 }  // namespace loopscale::shm::detail
 
