@@ -42,9 +42,36 @@ TEST(PoolScalingStressTest, ProducersLoseNothingWhileThePoolScales) {
   ASSERT_TRUE(eventually([&] { return pool->active_count() == 0; }));
   std::array<std::atomic<int>, kProducers> ran{};
   std::vector<std::thread> producers;
+  // Halfway, the pool is made to scale both ways before the second half:
+  // producer 0 keeps one loop saturated until the pool has grown, then both
+  // wait until it has shrunk again. The scaling the test is about happens
+  // while posts are in flight, every run, not when the machine allows.
+  std::atomic<int> at_half{0};
+  std::atomic<bool> scaled_both_ways{false};
+  std::atomic<int> saturating_ran{0};
+  const auto scale_both_ways = [&] {
+    const std::uint64_t ups = pool->stats().scale_ups;
+    const bool grew = eventually([&] {
+      for (int k = 0; k < 4; ++k) {
+        asio::post(pool->next(), [&] {
+          std::this_thread::sleep_for(1ms);
+          saturating_ran.fetch_add(1);
+        });
+      }
+      return pool->stats().scale_ups > ups;
+    });
+    const std::uint64_t downs = pool->stats().scale_downs;
+    const bool shrank = eventually([&] { return pool->stats().scale_downs > downs; });
+    EXPECT_TRUE(grew && shrank) << "grew " << grew << ", shrank " << shrank;
+    scaled_both_ways = true;
+  };
   for (int p = 0; p < kProducers; ++p) {
     producers.emplace_back([&, p] {
       for (int i = 0; i < kPerProducer; ++i) {
+        if (i == kPerProducer / 2) {
+          if (at_half.fetch_add(1) == 0) scale_both_ways();
+          ASSERT_TRUE(eventually([&] { return scaled_both_ways.load(); }));
+        }
         // Every 20th handler is slow, so a burst keeps loops busy.
         asio::post(pool->next(), [&ran, p, slow = i % 20 == 0] {
           if (slow) std::this_thread::sleep_for(100us);
