@@ -1,10 +1,14 @@
 #include "loopscale/config.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
-#include <fstream>
+#include <cstring>
 #include <optional>
-#include <sstream>
 #include <string>
 
 #include <toml++/toml.h>
@@ -88,12 +92,30 @@ std::optional<FieldError> check_scaling(const ScalingConfig& c) {
     return FieldError{"patience_cycles",
                       "patience_cycles = 0: must be at least 1"};
   }
-  if (c.window <= std::chrono::nanoseconds::zero()) {
+  if (c.window < kMinWindow || c.window > kMaxWindow) {
     return FieldError{
         "window",
         absl::StrCat("window = ",
                      absl::FormatDuration(absl::FromChrono(c.window)),
-                     ": must be positive")};
+                     ": must be between ",
+                     absl::FormatDuration(absl::FromChrono(kMinWindow)), " and ",
+                     absl::FormatDuration(absl::FromChrono(kMaxWindow)))};
+  }
+  for (const auto& [field, value] :
+       {std::pair<std::string_view, std::size_t>{"patience_cycles", c.patience_cycles},
+        {"scale_down_cooldown_cycles", c.scale_down_cooldown_cycles}}) {
+    if (value > kMaxCycles) {
+      return FieldError{field, absl::StrCat(sv(field), " = ", value,
+                                            ": must be at most ", kMaxCycles)};
+    }
+  }
+  for (const auto& [field, value] :
+       {std::pair<std::string_view, std::size_t>{"max_ramp_up_step", c.max_ramp_up_step},
+        {"max_ramp_down_step", c.max_ramp_down_step}}) {
+    if (value > kMaxLoopCount) {
+      return FieldError{field, absl::StrCat(sv(field), " = ", value,
+                                            ": must be at most ", kMaxLoopCount)};
+    }
   }
   if (c.max_ramp_down_step == 0) {
     return FieldError{"max_ramp_down_step",
@@ -435,20 +457,60 @@ absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text) {
   return out;
 }
 
+absl::StatusOr<std::string> read_config_file(
+    const std::filesystem::path& toml_file) {
+  const std::string name = toml_file.string();
+  // Non-blocking: opening a FIFO for reading would otherwise wait for a
+  // writer, for ever.
+  const int fd = ::open(name.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    std::string what = absl::StrCat("cannot open config file ", name, ": ",
+                                    std::strerror(err));
+    return err == ENOENT ? absl::NotFoundError(what)
+                         : absl::PermissionDeniedError(what);
+  }
+  struct stat st{};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    const char* kind = S_ISDIR(st.st_mode)    ? "a directory"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO"
+                       : S_ISCHR(st.st_mode)  ? "a character device"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                                              : "not a regular file";
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config file ", name, " is ", kind, ": expected a regular TOML file"));
+  }
+  // Read at most one byte more than allowed: a file may grow while we read.
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return absl::DataLossError(absl::StrCat("cannot read config file ", name,
+                                              ": ", std::strerror(err)));
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > kMaxConfigBytes) {
+      ::close(fd);
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config file ", name, " is larger than ", kMaxConfigBytes,
+          " bytes: not a loopscale config"));
+    }
+  }
+  ::close(fd);
+  return text;
+}
+
 absl::StatusOr<PoolOptions> load_pool_options(
     const std::filesystem::path& toml_file) {
-  std::ifstream in(toml_file, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat("cannot open config file ", toml_file.string()));
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) {
-    return absl::DataLossError(
-        absl::StrCat("cannot read config file ", toml_file.string()));
-  }
-  auto options = parse_pool_options(text.str());
+  auto text = read_config_file(toml_file);
+  if (!text.ok()) return text.status();
+  auto options = parse_pool_options(*text);
   if (!options.ok()) {
     return absl::Status(options.status().code(),
                         absl::StrCat(toml_file.string(), ": ",

@@ -1,8 +1,12 @@
 #include "loopscale/config.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <string>
@@ -262,6 +266,37 @@ TEST(LoadPoolOptionsTest, MissingFileNamesThePath) {
   EXPECT_THAT(o.status().message(), HasSubstr("/nonexistent/loopscale.toml"));
 }
 
+// A config path is user input: what is not a regular file of a sane size is
+// refused at once, naming the path and what it is (before: a directory ran
+// the defaults, a FIFO hung the process, /dev/zero grew it until bad_alloc).
+TEST(LoadPoolOptionsTest, WhatIsNotARegularFileOfSaneSizeIsRefused) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() /
+      ("loopscale-config-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path fifo = dir / "fifo.toml";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::filesystem::path big = dir / "big.toml";
+  {
+    std::ofstream out(big);
+    out << "# " << std::string(kMaxConfigBytes, 'x') << "\n";
+  }
+  struct Case {
+    std::filesystem::path path;
+    const char* says;
+  };
+  for (const Case& c : {Case{dir, "is a directory"}, Case{fifo, "is a FIFO"},
+                        Case{"/dev/zero", "is a character device"},
+                        Case{big, "larger than 1048576 bytes"}}) {
+    auto o = load_pool_options(c.path);
+    ASSERT_FALSE(o.ok()) << c.path;
+    EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument) << c.path;
+    EXPECT_THAT(o.status().message(),
+                AllOf(HasSubstr(c.path.string()), HasSubstr(c.says)));
+  }
+  std::filesystem::remove_all(dir);
+}
+
 // Each key of the example config, replaced with an invalid value, yields an
 // error that names the key and its line in the example.
 struct BadValue {
@@ -313,6 +348,13 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"scaling", "window", "\"0ms\""},
         BadValue{"scaling", "window", "\"soon\""},
         BadValue{"scaling", "window", "500"},
+        BadValue{"scaling", "window", "\"99999999999h\""},
+        BadValue{"scaling", "window", "\"2h\""},
+        BadValue{"scaling", "window", "\"100us\""},
+        BadValue{"scaling", "patience_cycles", "10001"},
+        BadValue{"scaling", "scale_down_cooldown_cycles", "99999999"},
+        BadValue{"scaling", "max_ramp_up_step", "5000"},
+        BadValue{"scaling", "max_ramp_down_step", "5000"},
         BadValue{"scaling", "scale_down_threshold", "-0.5"},
         BadValue{"scaling", "scale_down_threshold", "0.9"},
         BadValue{"scaling", "scale_down_threshold", "nan"},

@@ -143,6 +143,15 @@ constexpr ActiveBounds active_bounds(const ScalingConfig& config,
   return {config.min_loops < max ? config.min_loops : max, max};
 }
 
+// The range of `window`: shorter windows measure too few handlers to mean
+// anything and make the monitor's thread a load of its own; longer ones
+// never decide in a process's lifetime (a typo such as "99999999999h").
+inline constexpr std::chrono::nanoseconds kMinWindow = std::chrono::milliseconds(1);
+inline constexpr std::chrono::nanoseconds kMaxWindow = std::chrono::hours(1);
+// The most windows `patience_cycles` and `scale_down_cooldown_cycles` may
+// name.
+inline constexpr std::size_t kMaxCycles = 10'000;
+
 // The largest `max_moves_per_window`: more moves per loop per window than
 // this is a typo, not a rate limit.
 inline constexpr std::size_t kMaxMovesPerWindow = 1'000'000;
@@ -150,7 +159,9 @@ inline constexpr std::size_t kMaxMovesPerWindow = 1'000'000;
 // Returns OK, or InvalidArgument naming the first invalid field and its value:
 // a threshold that is NaN or outside [0, 1], `scale_down_threshold >=
 // scale_up_threshold`, `min_loops > max_loops` (when `max_loops` is not 0),
-// `patience_cycles == 0`, `window <= 0`, `max_ramp_down_step == 0`,
+// `patience_cycles` 0 or above kMaxCycles (and the cooldown above it),
+// `window` outside kMinWindow..kMaxWindow, `max_ramp_down_step == 0`, a ramp
+// step or loop count above 4096,
 // `target_utilization` NaN or outside (0, 1], `max_moves_per_window` outside
 // 1 .. kMaxMovesPerWindow.
 absl::Status validate(const ScalingConfig& config);
@@ -198,7 +209,20 @@ absl::Status validate(const PoolOptions& options);
 // Errors name the key and its line.
 absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text);
 
-// Reads and parses a TOML file. Errors also name the file.
+// The largest config file accepted: a loopscale config is a few hundred
+// bytes, and a bigger file is a mistake (`--config /dev/zero`), not a config.
+inline constexpr std::size_t kMaxConfigBytes = 1 << 20;
+
+// Reads a config file's text: it must be a regular file of at most
+// kMaxConfigBytes. A directory, a FIFO (which would block), a device or an
+// oversized file is InvalidArgument naming the path and what it is; a
+// missing file NotFound. Never blocks on the file and never reads more than
+// kMaxConfigBytes + 1 bytes.
+absl::StatusOr<std::string> read_config_file(
+    const std::filesystem::path& toml_file);
+
+// Reads (as `read_config_file`) and parses a TOML file. Errors also name
+// the file.
 absl::StatusOr<PoolOptions> load_pool_options(
     const std::filesystem::path& toml_file);
 
