@@ -7,6 +7,9 @@
 // come out, and a malformed stream or an oversized header block is reported
 // so the server can answer 400 or 431 and close. Bodies are parsed (so
 // pipelined requests after a body are found) and dropped: no route needs one.
+// Stricter than http-parser as Debian builds it: header names must be tokens
+// (no whitespace before the colon), the head's size is counted in bytes as
+// sent, and an Upgrade or CONNECT is refused as one request.
 
 #ifndef LOOPSCALE_EXAMPLES_HTTP_SERVER_REQUEST_PARSER_HPP_
 #define LOOPSCALE_EXAMPLES_HTTP_SERVER_REQUEST_PARSER_HPP_
@@ -19,7 +22,8 @@
 
 namespace loopscale::http {
 
-// Request line plus headers above this many bytes get 431.
+// A request's head (request line and headers, as sent: with every ": " and
+// CRLF) above this many bytes gets 431.
 inline constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
 
 struct Request {
@@ -46,15 +50,15 @@ class RequestParser {
  private:
   static int on_message_begin(http_parser* p);
   static int on_url(http_parser* p, const char* at, std::size_t n);
-  static int on_header_bytes(http_parser* p, const char* at, std::size_t n);
+  static int on_header_field(http_parser* p, const char* at, std::size_t n);
   static int on_headers_complete(http_parser* p);
   static int on_message_complete(http_parser* p);
 
   http_parser parser_;
   http_parser_settings settings_;
   Request current_;
-  std::size_t header_bytes_ = 0;
   bool too_large_ = false;
+  bool bad_field_ = false;
   Status status_ = Status::kOk;
   std::string error_;
   std::vector<Request>* out_ = nullptr;
