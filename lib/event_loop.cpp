@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <limits>
 #include <string>
 
 #include <asio/post.hpp>
@@ -274,7 +275,15 @@ void EventLoop::thread_main() {
   }
 }
 
+void EventLoop::request_close() {
+  closing_.store(true, std::memory_order_release);
+  // Every session is asked: the boundary check sees a request at once.
+  request_moves(std::numeric_limits<std::size_t>::max());
+}
+
 void EventLoop::request_moves(std::size_t n) {
+  // A loop closing its connections keeps asking all of them.
+  if (closing()) n = std::numeric_limits<std::size_t>::max();
   move_quota_.store(n, std::memory_order_relaxed);
   if (n == 0 || interrupt_queued_.exchange(true, std::memory_order_acq_rel)) {
     return;
@@ -284,7 +293,8 @@ void EventLoop::request_moves(std::size_t n) {
   // its connections go, not to take them back).
   asio::post(ctx_, [this] {
     interrupt_queued_.store(false, std::memory_order_release);
-    sessions_.interrupt_waiting(move_quota_.load(std::memory_order_relaxed));
+    sessions_.interrupt_waiting(move_quota_.load(std::memory_order_relaxed),
+                                closing());
   });
 }
 

@@ -102,6 +102,16 @@ void LoopPool::stop() {
   }
 }
 
+void LoopPool::close_connections() {
+  for (const auto& loop : loops_) loop->request_close();
+}
+
+std::size_t LoopPool::connections() const noexcept {
+  std::size_t n = 0;
+  for (const auto& loop : loops_) n += loop->registrations();
+  return n;
+}
+
 PoolStats LoopPool::stats() const { return stats(monitor_.stats()); }
 
 PoolStats LoopPool::stats(const MonitorStats& m) const {

@@ -269,6 +269,31 @@ TEST_F(SessionTest, AConnectionAcceptedForALoopThatLeftStartsOnAnActiveOne) {
   EXPECT_EQ(pool_->loop(1).resumes(), 0u);
 }
 
+TEST_F(SessionTest, AGracefulCloseAnswersWhatIsInFlightThenClosesEverySession) {
+  start_pool(2);
+  tcp::socket busy = connect_to(0, Rebalance::kMove, EchoState{{}, 300ms});
+  tcp::socket idle = connect_to(1, Rebalance::kMove);
+  tcp::socket pinned = connect_to(1, Rebalance::kOff);
+  expect_echo(idle, "i");
+  expect_echo(pinned, "p");
+  const std::string request = "in flight";
+  asio::write(busy, asio::buffer(request));
+  ASSERT_TRUE(eventually([&] { return pool_->connections() == 3; }));
+  pool_->close_connections();
+  // The request being answered is answered; then every connection closes.
+  std::string back(request.size(), '\0');
+  asio::read(busy, asio::buffer(back));
+  EXPECT_EQ(back, request);
+  for (tcp::socket* c : {&busy, &idle, &pinned}) {
+    char byte;
+    std::error_code ec;
+    c->read_some(asio::buffer(&byte, 1), ec);
+    EXPECT_EQ(ec, asio::error::eof);
+  }
+  EXPECT_TRUE(eventually([&] { return pool_->connections() == 0; }));
+  EXPECT_EQ(pool_->loop(0).moves_out() + pool_->loop(1).moves_out(), 0u);
+}
+
 TEST(RebalanceTest, ParsesTheThreeModesAndNamesABadOne) {
   EXPECT_EQ(*parse_rebalance("move"), Rebalance::kMove);
   EXPECT_EQ(*parse_rebalance("close"), Rebalance::kClose);

@@ -14,7 +14,10 @@
 // --log_scaling, one line per scaling decision. SIGINT/SIGTERM stop it.
 
 #include <array>
+#include <chrono>
 #include <csignal>
+#include <future>
+#include <thread>
 #include <cstdio>
 #include <string>
 
@@ -27,6 +30,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "accept_backoff.hpp"
 #include "loopscale/awaitable.hpp"
 #include "loopscale/io.hpp"
 #include "loopscale/loop_pool.hpp"
@@ -60,13 +64,19 @@ loopscale::awaitable<void> echo(loopscale::Session<EchoState>& s) {
 
 loopscale::awaitable<void> accept(loopscale::tcp_acceptor& acceptor,
                                   loopscale::LoopPool& pool) {
+  loopscale::examples::AcceptBackoff backoff("echo_server");
+  loopscale::steady_timer pause(acceptor.get_executor());
   for (;;) {
     loopscale::LoopExecutor ex = pool.next();
     loopscale::tcp_socket socket(ex);
     std::error_code ec;
     co_await acceptor.async_accept(socket, asio::redirect_error(use_awaitable, ec));
     if (!acceptor.is_open()) co_return;
-    if (ec) continue;
+    if (ec) {  // e.g. EMFILE: wait, then keep accepting
+      co_await backoff.after_failure(ec, pause);
+      continue;
+    }
+    backoff.after_success();
     loopscale::spawn_session(pool, std::move(socket), EchoState{}, echo);
   }
 }
@@ -118,7 +128,19 @@ int main(int argc, char** argv) {
   std::printf("listening on 127.0.0.1:%u\n", acceptor.local_endpoint().port());
   std::fflush(stdout);
   main_ctx.run();  // until SIGINT or SIGTERM
-  asio::post(acceptor.get_executor(), [&acceptor] { acceptor.close(); });
+  // Graceful: stop accepting, let every connection finish what it is
+  // echoing and close, then stop (at the latest 10 s later).
+  std::promise<void> closed;
+  asio::post(acceptor.get_executor(), [&] {
+    acceptor.close();
+    closed.set_value();
+  });
+  closed.get_future().wait();
+  (*pool)->close_connections();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while ((*pool)->connections() > 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   (*pool)->stop();
   return 0;
 }

@@ -21,6 +21,8 @@ namespace loopscale::http {
 namespace {
 
 constexpr int kMaxWorkMs = 10000;
+// The most response bytes made before they are written (see serve_requests).
+constexpr std::size_t kMaxBufferedOutput = 64 * 1024;
 
 std::string response(int code, std::string_view reason, std::string_view body,
                      bool keep_alive,
@@ -100,10 +102,21 @@ class PlainConnection {
 // The request loop, for a Session or a PlainConnection. Returns with the
 // socket open when the session is to leave its loop; closes it otherwise
 // (or leaves that to the session, which closes it when it ends).
+//
+// Two clocks guard a connection. Between requests it may stay idle for
+// `routes.idle_timeout`; once a request's first byte has arrived, the whole
+// request must arrive within `routes.request_timeout` of it (`started`,
+// kept across moves): a client that sends one byte a second is cut off,
+// not kept alive by every byte. Answers to one read are written in pieces
+// of at most kMaxBufferedOutput, each before the next is made, and nothing
+// is read meanwhile: a client that sends without reading holds at most that
+// much of the server's memory.
 template <class Connection>
 asio::awaitable<void, typename std::remove_reference_t<
                           decltype(std::declval<Connection&>().socket())>::executor_type>
-serve_requests(Connection& c, RequestParser& parser, const Routes& routes) {
+serve_requests(Connection& c, RequestParser& parser,
+               std::optional<std::chrono::steady_clock::time_point>& started,
+               const Routes& routes) {
   using Socket = std::remove_reference_t<decltype(c.socket())>;
   using Executor = typename Socket::executor_type;
   constexpr asio::use_awaitable_t<Executor> use_awaitable;
@@ -112,10 +125,14 @@ serve_requests(Connection& c, RequestParser& parser, const Routes& routes) {
   // session moves, which aborts its wait without touching the socket.
   asio::basic_waitable_timer<std::chrono::steady_clock,
                              asio::wait_traits<std::chrono::steady_clock>, Executor>
-      idle(socket.get_executor());
-  auto arm_idle = [&] {
-    idle.expires_after(routes.idle_timeout);
-    idle.async_wait([&socket](std::error_code ec) {
+      deadline(socket.get_executor());
+  auto arm_deadline = [&] {
+    if (started) {
+      deadline.expires_at(*started + routes.request_timeout);
+    } else {
+      deadline.expires_after(routes.idle_timeout);
+    }
+    deadline.async_wait([&socket](std::error_code ec) {
       if (!ec) socket.close();  // the pending read completes with an error
     });
   };
@@ -123,31 +140,42 @@ serve_requests(Connection& c, RequestParser& parser, const Routes& routes) {
   std::vector<Request> requests;
   std::string out;
   while (!c.leaving()) {  // the boundary: between two reads
-    arm_idle();
+    arm_deadline();
     std::error_code ec;
     const std::size_t n = co_await c.async_read_some(
         asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
     if (ec) co_return;  // closed, timed out, or interrupted to leave
     requests.clear();
     const RequestParser::Status status = parser.feed(buf.data(), n, requests);
-    out.clear();
+    if (!parser.in_message()) {
+      started.reset();
+    } else if (!started || !requests.empty()) {
+      started = std::chrono::steady_clock::now();  // a new request began
+    }
     bool keep_alive = true;
-    for (const Request& r : requests) {
-      out += answer(r, routes, !c.close_requested(), keep_alive);
-      if (!keep_alive) break;
-    }
-    if (status == RequestParser::Status::kBad) {
-      out += response(400, "Bad Request", parser.error() + "\n", false);
-      keep_alive = false;
-    } else if (status == RequestParser::Status::kHeadersTooLarge) {
-      out += response(431, "Request Header Fields Too Large", parser.error() + "\n", false);
-      keep_alive = false;
-    }
-    if (!out.empty()) {
-      co_await asio::async_write(socket, asio::buffer(out),
-                                 asio::redirect_error(use_awaitable, ec));
-      if (ec) co_return;
-    }
+    std::size_t next = 0;
+    do {
+      out.clear();
+      for (; next < requests.size() && keep_alive && out.size() < kMaxBufferedOutput;
+           ++next) {
+        out += answer(requests[next], routes, !c.close_requested(), keep_alive);
+      }
+      if (next == requests.size() || !keep_alive) {
+        if (status == RequestParser::Status::kBad) {
+          out += response(400, "Bad Request", parser.error() + "\n", false);
+          keep_alive = false;
+        } else if (status == RequestParser::Status::kHeadersTooLarge) {
+          out += response(431, "Request Header Fields Too Large", parser.error() + "\n",
+                          false);
+          keep_alive = false;
+        }
+      }
+      if (!out.empty()) {
+        co_await asio::async_write(socket, asio::buffer(out),
+                                   asio::redirect_error(use_awaitable, ec));
+        if (ec) co_return;
+      }
+    } while (keep_alive && next < requests.size());
     if (!keep_alive) {
       // Lingering close: stop sending, then read and drop what the client
       // still sends (the rest of an oversized request) until it closes or a
@@ -155,8 +183,8 @@ serve_requests(Connection& c, RequestParser& parser, const Routes& routes) {
       // could destroy the response before the client reads it. Reads of
       // the socket itself: a connection that is closing does not move.
       socket.shutdown(asio::socket_base::shutdown_send, ec);
-      idle.expires_after(std::chrono::seconds(1));
-      idle.async_wait([&socket](std::error_code e) {
+      deadline.expires_after(std::chrono::seconds(1));
+      deadline.async_wait([&socket](std::error_code e) {
         if (!e) socket.close();
       });
       while (!ec) {
@@ -174,14 +202,16 @@ serve_requests(Connection& c, RequestParser& parser, const Routes& routes) {
 
 loopscale::awaitable<void> serve_session(Session<HttpState>& session,
                                          const Routes& routes) {
-  return serve_requests(session, *session.state().parser, routes);
+  return serve_requests(session, *session.state().parser,
+                        session.state().request_started, routes);
 }
 
 asio::awaitable<void, asio::io_context::executor_type> serve_plain(
     PlainSocket socket, const Routes& routes) {
   PlainConnection c(socket);
   RequestParser parser;
-  co_await serve_requests(c, parser, routes);
+  std::optional<std::chrono::steady_clock::time_point> started;
+  co_await serve_requests(c, parser, started, routes);
   std::error_code ignored;
   socket.close(ignored);
 }

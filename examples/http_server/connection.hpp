@@ -33,6 +33,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <asio/awaitable.hpp>
@@ -48,14 +49,19 @@ namespace loopscale::http {
 struct Routes {
   // Returns the body of GET /metrics.
   std::function<std::string()> metrics;
-  // A connection with no complete read for this long is closed.
+  // A connection idle between requests for this long is closed.
   std::chrono::nanoseconds idle_timeout = std::chrono::seconds(30);
+  // A request must arrive whole within this long of its first byte, or the
+  // connection is closed (slow-header clients).
+  std::chrono::nanoseconds request_timeout = std::chrono::seconds(10);
 };
 
 // What a connection keeps across requests, and across moves between loops.
 struct HttpState {
   // Holds a partly read request between two reads.
   std::unique_ptr<RequestParser> parser = std::make_unique<RequestParser>();
+  // When the request being read began (its deadline's start), if one is.
+  std::optional<std::chrono::steady_clock::time_point> request_started;
 };
 
 // Serves one connection of the pool until it closes or leaves its loop (see

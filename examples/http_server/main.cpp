@@ -7,8 +7,10 @@
 //   http_server --port 8080 --plain --threads 4
 //
 // Prints "listening on ADDRESS:PORT" once it accepts (--port 0 picks a free
-// port). SIGINT or SIGTERM stop it gracefully. Exit status: 0, 1 if it cannot
-// start (bad config, port in use), 2 on bad flags.
+// port). SIGINT or SIGTERM stop it gracefully: it stops accepting, answers
+// the requests in flight, closes every connection, then stops (at the latest
+// after --shutdown_timeout). Exit status: 0, 1 if it cannot start (bad
+// config, port in use), 2 on bad flags.
 
 #include <csignal>
 #include <cstdio>
@@ -17,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include <asio/basic_waitable_timer.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
@@ -31,6 +34,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
+#include "accept_backoff.hpp"
 #include "connection.hpp"
 #include "loopscale/awaitable.hpp"
 #include "loopscale/loop_pool.hpp"
@@ -44,7 +48,13 @@ ABSL_FLAG(bool, plain, false,
 ABSL_FLAG(int, threads, 0,
           "threads of the plain pool; 0 = the loopscale pool's size");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(30),
-          "close connections idle for this long");
+          "close connections idle between requests for this long");
+ABSL_FLAG(absl::Duration, request_timeout, absl::Seconds(10),
+          "close a connection whose request has not arrived whole this long "
+          "after its first byte");
+ABSL_FLAG(absl::Duration, shutdown_timeout, absl::Seconds(10),
+          "on SIGINT/SIGTERM, how long requests in flight may take to be "
+          "answered before the server stops anyway");
 ABSL_FLAG(std::string, rebalance, "move",
           "how keep-alive connections follow the scaler: move (to the loop the "
           "pool wants them on, between two requests), close (answer the next "
@@ -102,13 +112,22 @@ template <class Executor, class Pick, class OnAccept>
 asio::awaitable<void, Executor> accept_loop(Acceptor<Executor>& acceptor, Pick pick,
                                             OnAccept on_accept) {
   constexpr asio::use_awaitable_t<Executor> use_awaitable;
+  loopscale::examples::AcceptBackoff backoff("http_server");
+  asio::basic_waitable_timer<std::chrono::steady_clock,
+                             asio::wait_traits<std::chrono::steady_clock>, Executor>
+      pause(acceptor.get_executor());
   for (;;) {
     std::error_code ec;
     Executor ex = pick();
     Socket<Executor> socket(ex);
     co_await acceptor.async_accept(socket, asio::redirect_error(use_awaitable, ec));
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
-    if (ec) continue;  // e.g. EMFILE: keep accepting
+    if (ec) {  // e.g. EMFILE: wait, then keep accepting
+      co_await backoff.after_failure(ec, pause);
+      if (!acceptor.is_open()) co_return;
+      continue;
+    }
+    backoff.after_success();
     on_accept(std::move(socket));
   }
 }
@@ -170,8 +189,15 @@ int main(int argc, char** argv) {
     return fail("--port=" + std::to_string(port) + ": must be 0..65535", 2);
   }
   if (absl::GetFlag(FLAGS_threads) < 0) return fail("--threads must be >= 0", 2);
-  if (absl::GetFlag(FLAGS_idle_timeout) <= absl::ZeroDuration()) {
-    return fail("--idle_timeout must be positive", 2);
+  for (const auto& [name, value] :
+       {std::pair<const char*, absl::Duration>{"idle_timeout", absl::GetFlag(FLAGS_idle_timeout)},
+        {"request_timeout", absl::GetFlag(FLAGS_request_timeout)},
+        {"shutdown_timeout", absl::GetFlag(FLAGS_shutdown_timeout)}}) {
+    if (value <= absl::ZeroDuration() || value > absl::Hours(24)) {
+      return fail(std::string("--") + name + "=" + absl::FormatDuration(value) +
+                      ": must be positive and at most 24h",
+                  2);
+    }
   }
   const auto rebalance_flag = loopscale::parse_rebalance(absl::GetFlag(FLAGS_rebalance));
   if (!rebalance_flag.ok()) {
@@ -206,6 +232,7 @@ int main(int argc, char** argv) {
 
   loopscale::http::Routes routes;
   routes.idle_timeout = absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_idle_timeout));
+  routes.request_timeout = absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_request_timeout));
   routes.metrics = [&pool, &plain_pool] {
     if (pool) return loopscale::prometheus::pool_metrics(pool->stats());
     loopscale::prometheus::Family loops(loopscale::prometheus::kPoolLoops);
@@ -235,7 +262,20 @@ int main(int argc, char** argv) {
                    start_session, endpoint,
                    "loopscale, " + std::to_string(pool->size()) + " loops, rebalance " +
                        std::string(loopscale::to_string(rebalance)),
-                   [&pool] { pool->stop(); });
+                   [&pool] {
+                     // Graceful: requests in flight are answered, then every
+                     // connection closes; the pool stops once none is left,
+                     // or when --shutdown_timeout has passed.
+                     pool->close_connections();
+                     const auto until = std::chrono::steady_clock::now() +
+                                        absl::ToChronoNanoseconds(
+                                            absl::GetFlag(FLAGS_shutdown_timeout));
+                     while (pool->connections() > 0 &&
+                            std::chrono::steady_clock::now() < until) {
+                       std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                     }
+                     pool->stop();
+                   });
   } else {
     auto start_plain = [&routes](Socket<PlainPool::executor_type> s) {
       const auto ex = s.get_executor();

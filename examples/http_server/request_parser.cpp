@@ -29,6 +29,7 @@ RequestParser::RequestParser() {
 
 int RequestParser::on_message_begin(http_parser* p) {
   RequestParser& r = self(p);
+  r.in_message_ = true;
   r.current_ = Request{};
   return 0;
 }
@@ -76,6 +77,7 @@ int RequestParser::on_headers_complete(http_parser* p) {
 
 int RequestParser::on_message_complete(http_parser* p) {
   RequestParser& r = self(p);
+  r.in_message_ = false;
   // An Upgrade or CONNECT ends HTTP on this connection: it is refused with
   // one response (the error), not answered as a request and then refused.
   if (p->upgrade != 0) return 0;

@@ -47,6 +47,9 @@ class RequestParser {
   // What was wrong, for the error response body.
   const std::string& error() const { return error_; }
 
+  // True while a request has begun and is not complete yet.
+  bool in_message() const { return in_message_; }
+
  private:
   static int on_message_begin(http_parser* p);
   static int on_url(http_parser* p, const char* at, std::size_t n);
@@ -59,6 +62,7 @@ class RequestParser {
   Request current_;
   bool too_large_ = false;
   bool bad_field_ = false;
+  bool in_message_ = false;
   Status status_ = Status::kOk;
   std::string error_;
   std::vector<Request>* out_ = nullptr;

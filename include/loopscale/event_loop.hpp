@@ -260,6 +260,17 @@ class alignas(detail::kCacheLine) EventLoop {
     return moves_failed_.load(std::memory_order_relaxed);
   }
 
+  // Asks every session on this loop to close at its next boundary (a
+  // server shutting down gracefully): each answers what it is answering,
+  // then closes (`Session::close_requested()`), and one waiting for input
+  // is closed at once; sessions do not move here any more. For good: a
+  // loop closing its connections stays so. Any thread may call it.
+  void request_close();
+  // True once `request_close()` was called.
+  bool closing() const noexcept {
+    return closing_.load(std::memory_order_acquire);
+  }
+
  private:
   friend class detail::LoopExecutorBase;
   friend class TrackedLoopExecutor;
@@ -349,6 +360,7 @@ class alignas(detail::kCacheLine) EventLoop {
   std::atomic<std::uint64_t> moves_in_{0};
   std::atomic<std::uint64_t> moves_failed_{0};
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> closing_{false};
   // The probe in flight: when it was posted (Clock ticks since the epoch),
   // 0 if none. The probe clears it when it runs, if it is still its own.
   std::atomic<std::int64_t> probe_posted_{0};

@@ -93,6 +93,14 @@ class LoopPool {
   // nullptr otherwise, and when `from` is the only active loop. Lock-free.
   EventLoop* rebalance_target(const EventLoop& from) const noexcept;
 
+  // For a graceful shutdown: asks every session on every loop to close
+  // after the answer it is giving (`EventLoop::request_close()`); idle ones
+  // close at once. Then wait for `connections()` to reach zero (with a
+  // deadline of your choosing) before `stop()`.
+  void close_connections();
+  // Returns the connections (registrations) on all loops.
+  std::size_t connections() const noexcept;
+
   // Returns every loop's figures and the scaling counters.
   PoolStats stats() const;
 

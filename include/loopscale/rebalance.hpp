@@ -26,7 +26,9 @@ enum class Rebalance : std::uint8_t {
   // reconnect cheaply, and for proxies that balance new connections anyway.
   kClose,
   // Stay: the session never leaves its loop (connections pin their loop, as
-  // with a plain io_context-per-thread pool).
+  // with a plain io_context-per-thread pool). It still closes when its
+  // loop closes its connections (`EventLoop::request_close()`, a graceful
+  // shutdown).
   kOff,
 };
 

@@ -148,10 +148,11 @@ class Session {
   // The loop the session runs on now.
   EventLoop& loop() const noexcept { return *home_; }
 
-  // The boundary. Returns true if the session is to leave its loop now: the
-  // serve function must return at once. In `kClose` mode it never returns
-  // true; `close_requested()` becomes true instead. One relaxed load when
-  // no move is asked.
+  // The boundary. Returns true if the session is to leave its loop now (or,
+  // when the server shuts down gracefully, to close): the serve function
+  // must return at once. In `kClose` mode a move request makes
+  // `close_requested()` true instead. One relaxed load when nothing is
+  // asked.
   bool leaving() {
     if (home_->moves_requested() == 0) [[likely]] return false;
     return claim();
@@ -211,6 +212,7 @@ class Session {
         state_(std::move(state)),
         mode_(mode) {
     hook_.owner = this;
+    hook_.movable = mode != Rebalance::kOff;
     hook_.interrupt = [](void* owner) {
       static_cast<Session*>(owner)->cancel_.emit(asio::cancellation_type::total);
     };
@@ -219,7 +221,6 @@ class Session {
   // Joins the session list of the loop it runs on, on that loop's thread,
   // so that a move request can interrupt its reads.
   void attach() {
-    if (mode_ == Rebalance::kOff) return;
     listed_on_ = home_;
     listed_on_->sessions_.link(hook_);
   }
@@ -232,6 +233,10 @@ class Session {
   // Claims one of the loop's requested moves for this session if it has
   // somewhere to go (in kClose mode: marks it to close). True = leave now.
   bool claim() {
+    if (home_->closing()) {  // the server is shutting down: in every mode
+      close_requested_ = true;
+      return !input_pending();  // what has arrived is answered first
+    }
     switch (mode_) {
       case Rebalance::kOff:
         return false;
@@ -248,12 +253,21 @@ class Session {
     return true;
   }
 
-  // After the serve function returned: does the session end, serve again
+  // True if the peer has sent bytes the session has not read.
+  bool input_pending() const {
+    std::error_code ec;
+    return socket_->available(ec) > 0 && !ec;
+  }
+
+  // Decides, after the serve function returned: does the session end, serve again
   // here (an interrupted read that led nowhere, a refused move), or has it
   // moved to another loop (its coroutine must continue there)?
   Next after_serve() {
     const bool interrupted = std::exchange(hook_.interrupted, false);
     if (!socket_->is_open()) return Next::kEnd;
+    if (home_->closing()) {  // shutting down: close, once what arrived is answered
+      return interrupted && input_pending() ? Next::kServeAgain : Next::kEnd;
+    }
     if (interrupted && target_ == nullptr) {
       if (mode_ == Rebalance::kClose) {
         // A connection waiting for input, asked to leave: closed. (One that
@@ -281,7 +295,7 @@ class Session {
   // the target is stopping (the session stays) or the descriptor could not
   // be handed over (the socket is closed: the session ends).
   bool move_to(EventLoop& target) {
-    if (target.stopping()) {
+    if (target.stopping() || target.closing()) {
       home_->moves_failed_.fetch_add(1, std::memory_order_relaxed);
       return false;
     }

@@ -10,6 +10,7 @@
 usage: servers_test.py ECHO_SERVER HTTP_SERVER CONFIG
 """
 
+import json
 import os
 import random
 import re
@@ -375,6 +376,119 @@ check(r["moves"] == 0 and r["closes"] == 0 and r["idle_closes"] == 0 and r["stop
 
 r = subprocess.run([http_server, "--port=0", "--rebalance=sideways"], capture_output=True, text=True)
 check(r.returncode == 2 and "sideways" in r.stderr, "a bad --rebalance is named")
+
+# ---- hostile clients ------------------------------------------------------------
+# Each check here failed before its fix (see the commit that added it).
+
+import resource  # noqa: E402
+import tempfile  # noqa: E402
+
+sanitized = bool(os.environ.get("ASAN_OPTIONS") or os.environ.get("TSAN_OPTIONS"))
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"^VmRSS:\s+(\d+)", f.read(), re.M).group(1))
+
+
+# A client that sends one byte at a time is cut off after --request_timeout,
+# whatever it sends (every byte used to reset the idle timer).
+proc, port = start(http_server, "--port=0", f"--config={config}", "--request_timeout=1s",
+                   "--idle_timeout=60s")
+try:
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s_:
+        began = time.monotonic()
+        closed = False
+        for byte in b"GET / HTTP/1.1\r\nX-Slow: " + b"a" * 200:
+            try:
+                s_.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.1)  # the slow client's pace, not a wait for the server
+            if time.monotonic() - began > 15:
+                break
+        check(closed, "a client sending its request head a byte at a time is cut off "
+              f"(after {time.monotonic() - began:.1f} s, --request_timeout=1s)")
+
+    # A client that pipelines requests and never reads holds at most 64 KiB of
+    # answers per connection (it used to hold everything one 8 KiB read asked
+    # for: about 1.4 MB of /metrics).
+    if sanitized:
+        print("skip the memory check of clients that never read: sanitizer builds "
+              "measure their own shadow memory, not the server's buffers")
+    else:
+        before = rss_kib(proc.pid)
+        hogs = []
+        for _ in range(40):
+            c = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+            c.setblocking(False)
+            try:
+                c.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 4000)
+            except BlockingIOError:
+                pass  # its buffers are full: the server has stopped reading it
+            hogs.append(c)
+        time.sleep(1.0)  # let the server read and answer what it will
+        grew = rss_kib(proc.pid) - before
+        for c in hogs:
+            c.close()
+        check(grew < 16 * 1024, f"40 clients that never read grow the server by "
+              f"{grew / 1024:.1f} MiB (limit 16; unbounded it was about 56)")
+finally:
+    check(stop(proc) == 0, "http_server stops cleanly after the hostile clients")
+
+# At the descriptor limit the acceptor backs off instead of spinning (it used
+# to retry at once: loop 0 at 100%, about 1.5M failed accepts in 4 s), and it
+# accepts again once descriptors are free. Its handler count is read from the
+# shared memory: there is no descriptor left for a scrape.
+with tempfile.TemporaryDirectory() as tmp:
+    shm = os.path.join(tmp, "shm")
+    cfg = os.path.join(tmp, "pool.toml")
+    with open(config) as f, open(cfg, "w") as out:
+        out.write(f.read() + f'\n[metrics]\nenabled = true\nshm_path = "{shm}"\n')
+    loopscale_top = os.path.join(os.path.dirname(http_server), "loopscale-top")
+    proc = subprocess.Popen(
+        [http_server, "--port=0", f"--config={cfg}"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)))
+    port = int(re.search(r":(\d+) ", proc.stdout.readline()).group(1))
+
+    def loop0_handlers():
+        r = subprocess.run([loopscale_top, f"--shm={shm}", "--once", "--format=json"],
+                           capture_output=True, text=True)
+        return json.loads(r.stdout)["processes"][0]["loops"][0]["handlers"]
+
+    try:
+        clients = []
+        for _ in range(80):
+            try:
+                clients.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            except OSError:
+                break
+        time.sleep(0.5)  # accept fails from here on
+        h0 = loop0_handlers()
+        time.sleep(1.0)  # a second at the limit, measured in handlers
+        spun = loop0_handlers() - h0
+        check(spun < 1000, f"at the descriptor limit the acceptor backs off ({spun} handlers "
+              "on its loop in a second)")
+        for c in clients:
+            c.close()
+        check(eventually(lambda: keep_alive_gets(port, 1)),
+              "and it accepts again once descriptors are free")
+    finally:
+        check(stop(proc) == 0, "http_server stops cleanly after the descriptor limit")
+
+# SIGTERM answers the request in flight, then closes and exits 0 (it used to
+# drop it without a response).
+proc, port = start(http_server, "--port=0", f"--config={config}")
+with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s_:
+    s_.sendall(b"GET /work?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.3)  # the request is being worked on
+    proc.terminate()
+    resp = recv_all(s_)
+check(resp.startswith(b"HTTP/1.1 200") and b"worked 1500 ms" in resp,
+      f"SIGTERM answers the request in flight: {resp[:40]!r}")
+check(stop(proc) == 0, "and the server exits 0")
 
 # The plain baseline of server_bench: the same server on io_context threads.
 proc, port = start(http_server, "--port=0", "--plain", "--threads=2")

@@ -23,6 +23,9 @@ struct SessionHook {
   // Set by `interrupt` when the loop cut that wait short so that the
   // session can leave; the session clears it.
   bool interrupted = false;
+  // False for a session that never moves (Rebalance::kOff): only a loop
+  // closing its connections interrupts it.
+  bool movable = true;
   // Cancels the waiting read (the session's per-operation cancellation) of
   // the session at `owner`.
   void (*interrupt)(void* owner) = nullptr;
@@ -53,11 +56,12 @@ class SessionList {
   }
 
   // Interrupts up to `n` sessions that wait for input and were not
-  // interrupted yet. Returns how many it interrupted.
-  std::size_t interrupt_waiting(std::size_t n) noexcept {
+  // interrupted yet: movable ones, or every one when `closing`. Returns how
+  // many it interrupted.
+  std::size_t interrupt_waiting(std::size_t n, bool closing) noexcept {
     std::size_t done = 0;
     for (SessionHook* h = head_; h != nullptr && done < n; h = h->next) {
-      if (h->waiting && !h->interrupted) {
+      if (h->waiting && !h->interrupted && (h->movable || closing)) {
         h->interrupted = true;
         h->interrupt(h->owner);
         ++done;
