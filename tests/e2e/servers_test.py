@@ -433,7 +433,7 @@ try:
         for c in hogs:
             c.close()
         check(grew < 16 * 1024, f"40 clients that never read grow the server by "
-              f"{grew / 1024:.1f} MiB (limit 16; unbounded it was about 56)")
+              f"{grew / 1024:.1f} MiB (limit 16; unbounded it was about 70)")
 finally:
     check(stop(proc) == 0, "http_server stops cleanly after the hostile clients")
 
@@ -470,7 +470,7 @@ with tempfile.TemporaryDirectory() as tmp:
         time.sleep(1.0)  # a second at the limit, measured in handlers
         spun = loop0_handlers() - h0
         check(spun < 1000, f"at the descriptor limit the acceptor backs off ({spun} handlers "
-              "on its loop in a second)")
+              "on its loop in a second; it spun at about 450 000)")
         for c in clients:
             c.close()
         check(eventually(lambda: keep_alive_gets(port, 1)),
@@ -478,17 +478,31 @@ with tempfile.TemporaryDirectory() as tmp:
     finally:
         check(stop(proc) == 0, "http_server stops cleanly after the descriptor limit")
 
-# SIGTERM answers the request in flight, then closes and exits 0 (it used to
-# drop it without a response).
-proc, port = start(http_server, "--port=0", f"--config={config}")
-with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s_:
-    s_.sendall(b"GET /work?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
-    time.sleep(0.3)  # the request is being worked on
+# SIGTERM answers what was accepted, then closes and exits 0: on a one-loop
+# pool, A's request keeps the loop busy while B's waits, unread, in its
+# socket; both get their answer. (Before the graceful stop, whether B was
+# answered depended on the order of the stop's markers and the reactor's
+# run; this run's order answered it too.)
+with tempfile.TemporaryDirectory() as tmp:
+    one_loop = os.path.join(tmp, "one.toml")
+    with open(one_loop, "w") as f:
+        f.write('[pool]\nname = "one"\n[scaling]\nmin_loops = 1\nmax_loops = 1\n')
+    proc, port = start(http_server, "--port=0", f"--config={one_loop}")
+    a = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+    b = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+    a.sendall(b"GET /work?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.3)  # A is being worked on
+    b.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.2)  # B's request is in its socket
     proc.terminate()
-    resp = recv_all(s_)
-check(resp.startswith(b"HTTP/1.1 200") and b"worked 1500 ms" in resp,
-      f"SIGTERM answers the request in flight: {resp[:40]!r}")
-check(stop(proc) == 0, "and the server exits 0")
+    resp_a, resp_b = recv_all(a), recv_all(b)
+    a.close()
+    b.close()
+    check(resp_a.startswith(b"HTTP/1.1 200") and b"worked 1500 ms" in resp_a,
+          f"SIGTERM answers the request in flight: {resp_a[:40]!r}")
+    check(resp_b.startswith(b"HTTP/1.1 200") and b"hello" in resp_b,
+          f"and the request waiting behind it: {resp_b[:40]!r}")
+    check(stop(proc) == 0, "and the server exits 0")
 
 # The plain baseline of server_bench: the same server on io_context threads.
 proc, port = start(http_server, "--port=0", "--plain", "--threads=2")
