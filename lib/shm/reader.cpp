@@ -288,7 +288,9 @@ absl::Status open_error(const std::string& path, absl::string_view what) {
 
 // Opens `path` without following a symlink and checks it is a regular file.
 absl::StatusOr<int> open_file(const std::string& path, int flags) {
-  const int fd = ::open(path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+  // writer, for ever (it is refused below as not a regular file).
+  const int fd = ::open(path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     if (errno == ELOOP) return open_error(path, "is a symbolic link: refused");
     if (errno == ENOENT) {
@@ -372,37 +374,71 @@ Reader::Reader(std::string path, int fd, ReadOptions options)
 Reader::Reader(Reader&& other) noexcept
     : path_(std::move(other.path_)),
       fd_(std::exchange(other.fd_, -1)),
-      options_(std::move(other.options_)),
-      data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)) {}
+      options_(std::move(other.options_)) {}
 
 Reader& Reader::operator=(Reader&& other) noexcept {
   if (this != &other) {
-    unmap();
     if (fd_ >= 0) ::close(fd_);
     path_ = std::move(other.path_);
     fd_ = std::exchange(other.fd_, -1);
     options_ = std::move(other.options_);
-    data_ = std::exchange(other.data_, nullptr);
-    size_ = std::exchange(other.size_, 0);
   }
   return *this;
 }
 
 Reader::~Reader() {
-  unmap();
   if (fd_ >= 0) ::close(fd_);
 }
 
-void Reader::unmap() {
-  if (data_ != nullptr) {
-    munmap(const_cast<std::byte*>(data_), size_);
-    data_ = nullptr;
-    size_ = 0;
+namespace {
+
+// Reads up to `size` bytes of `fd` from offset 0 into `buf` (resized to
+// whole words); returns how many it got (fewer if the file shrank).
+absl::StatusOr<std::size_t> read_all(int fd, std::size_t size,
+                                     std::vector<std::uint64_t>& buf) {
+  buf.assign((size + 7) / 8, 0);
+  auto* out = reinterpret_cast<char*>(buf.data());
+  std::size_t got = 0;
+  while (got < size) {
+    const ssize_t n = ::pread(fd, out + got, size - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return absl::InternalError(std::strerror(errno));
+    if (n == 0) break;  // the file shrank
+    got += static_cast<std::size_t>(n);
+  }
+  return got;
+}
+
+// Copies of the file agree when no writer touched it between the two reads:
+// a segment's seq word changes whenever a write starts or ends, so equal
+// copies hold no torn segment. Where two copies disagree, the segment's seq
+// is made odd in `first`, so that the decoder reports it as being written
+// rather than trusting bytes read in the middle of a write.
+void mark_changed_segments(std::vector<std::uint64_t>& first, std::size_t size,
+                           const std::vector<std::uint64_t>& second) {
+  const auto* data = reinterpret_cast<const std::byte*>(first.data());
+  auto layout = detail::parse_header(data, size);
+  if (!layout.ok()) return;
+  auto segments = detail::list_segments(data, size, *layout);
+  if (!segments.ok()) return;
+  for (const detail::SegmentExtent& seg : *segments) {
+    const std::size_t from = seg.offset / 8;
+    const std::size_t to = std::min(first.size(), (seg.offset + seg.size) / 8);
+    if (to > second.size()) continue;
+    if (!std::equal(first.begin() + from, first.begin() + to, second.begin() + from)) {
+      first[(seg.offset + offsetof(SegmentRecord, seq)) / 8] |= 1;
+    }
   }
 }
 
+}  // namespace
+
 absl::StatusOr<Snapshot> Reader::snapshot() {
+  // Read through copies, not a mapping: a file that shrinks while a
+  // mapping of it is read kills the reader with SIGBUS; a copy is just
+  // short. Two copies that agree hold no torn segment (see
+  // mark_changed_segments); a writer busy through every attempt leaves
+  // its pool reported as being written, as a seqlock reader would.
   struct stat st{};
   if (fstat(fd_, &st) != 0) {
     return open_error(path_, absl::StrCat("fstat: ", std::strerror(errno)));
@@ -412,16 +448,22 @@ absl::StatusOr<Snapshot> Reader::snapshot() {
     return absl::UnavailableError(absl::StrCat(
         "shared-memory metrics file ", path_, " is empty (not initialized)"));
   }
-  if (size != size_) {
-    unmap();
-    void* p = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd_, 0);
-    if (p == MAP_FAILED) {
-      return open_error(path_, absl::StrCat("mmap: ", std::strerror(errno)));
+  std::vector<std::uint64_t> first, second;
+  auto got = read_all(fd_, size, first);
+  if (!got.ok()) return open_error(path_, got.status().message());
+  bool agreed = false;
+  for (int attempt = 0; attempt < kCopyAttempts && !agreed; ++attempt) {
+    auto again = read_all(fd_, size, second);
+    if (!again.ok()) return open_error(path_, again.status().message());
+    agreed = *again == *got && first == second;
+    if (!agreed) {
+      std::swap(first, second);  // the newer copy becomes the one to check
+      got = again;
     }
-    data_ = static_cast<const std::byte*>(p);
-    size_ = size;
   }
-  auto snap = parse_snapshot(data_, size_, options_);
+  if (!agreed) mark_changed_segments(first, *got, second);
+  auto snap = parse_snapshot(reinterpret_cast<const std::byte*>(first.data()), *got,
+                             options_);
   if (!snap.ok()) {
     return absl::Status(snap.status().code(),
                         absl::StrCat(path_, ": ", snap.status().message()));

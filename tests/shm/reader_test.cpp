@@ -1,5 +1,8 @@
 #include "loopscale/shm/reader.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -238,6 +241,36 @@ TEST(ReaderTest, MissingAndEmptyFiles) {
 TEST(ReaderTest, PidReuseIsDetectedByStartTime) {
   const std::string alive = default_liveness(getpid(), 1);
   EXPECT_THAT(alive, HasSubstr("was reused"));
+}
+
+// A FIFO at the path is refused at once (opening it used to wait for a
+// writer, for ever: loopscale-top hung in open()).
+TEST(ReaderTest, AFifoIsRefusedWithoutBlocking) {
+  TempShmPath file;
+  ASSERT_EQ(::mkfifo(file.path().c_str(), 0600), 0);
+  auto reader = Reader::open(file.path());
+  ASSERT_FALSE(reader.ok());
+  EXPECT_THAT(reader.status().message(), HasSubstr("not a regular file"));
+}
+
+// A file that shrinks under a reader gives an error or a shorter snapshot,
+// never a SIGBUS (readers read copies, not a mapping of the file).
+TEST(ReaderTest, AFileThatShrinksUnderTheReaderIsNoSignal) {
+  TempShmPath file;
+  auto pub = Publisher::attach(file.config("svc"), "pool", 8);
+  ASSERT_TRUE(pub.ok()) << pub.status();
+  (*pub)->publish(testing::stats_at("pool", 8, 3));
+  auto reader = Reader::open(file.path());
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ASSERT_TRUE(reader->snapshot().ok());
+  pub->reset();  // a publisher's own mapping is not what is tested here
+  for (off_t size : {off_t{5000}, off_t{4096}, off_t{100}, off_t{0}}) {
+    ASSERT_EQ(::truncate(file.path().c_str(), size), 0);
+    auto snap = reader->snapshot();  // must return, whatever it says
+    if (size == 0) {
+      EXPECT_THAT(snap.status().message(), HasSubstr("is empty"));
+    }
+  }
 }
 
 }  // namespace

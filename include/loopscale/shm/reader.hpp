@@ -164,27 +164,31 @@ absl::StatusOr<Snapshot> parse_snapshot(const std::byte* data, std::size_t size,
 
 class Reader {
  public:
-  // Opens `path` read-only. Refuses symbolic links and non-regular files.
+  // Opens `path` read-only, without blocking (a FIFO is refused, not waited
+  // on). Refuses symbolic links and non-regular files.
   static absl::StatusOr<Reader> open(const std::string& path,
                                      ReadOptions options = {});
   Reader(Reader&& other) noexcept;
   Reader& operator=(Reader&& other) noexcept;
   ~Reader();
 
-  // Maps the file as it is now (remapping when it has grown) and decodes it.
+  // Reads the file as it is now and decodes it. Reads copies of the file
+  // (pread), never a mapping, so a file that shrinks or is truncated under
+  // the reader is an error or a shorter file, not a SIGBUS; a pool whose
+  // writer was busy through every attempt reads as not consistent.
   absl::StatusOr<Snapshot> snapshot();
+
+  // Copies of the file read per snapshot, at most, until two agree.
+  static constexpr int kCopyAttempts = 8;
 
   const std::string& path() const noexcept { return path_; }
 
  private:
   Reader(std::string path, int fd, ReadOptions options);
-  void unmap();
 
   std::string path_;
   int fd_ = -1;
   ReadOptions options_;
-  const std::byte* data_ = nullptr;
-  std::size_t size_ = 0;
 };
 
 // Frees the segments of stale pools in the file at `path` (opened read-write,
