@@ -8,6 +8,7 @@
 #include <exception>
 #include <limits>
 #include <string>
+#include <system_error>
 
 #include <asio/post.hpp>
 
@@ -85,9 +86,7 @@ bool EventLoop::resume_locked() {
       // The previous thread stored kSuspended under mu_ and only returns after
       // that, so this join is short.
       if (thread_.joinable()) thread_.join();
-      ctx_.restart();
-      guard_.emplace(ctx_.get_executor());
-      thread_ = std::thread([this] { thread_main(); });
+      if (!start_thread_locked()) return false;  // stays suspended; retried
       // The thread cannot leave before we release mu_, so its clock is valid.
       thread_running_ =
           pthread_getcpuclockid(thread_.native_handle(), &cpu_clock_) == 0;
@@ -103,6 +102,38 @@ bool EventLoop::resume_locked() {
   ++epoch_;
   state_.store(LoopState::kActive);
   return started_thread;
+}
+
+bool EventLoop::start_thread_locked() {
+  ctx_.restart();
+  guard_.emplace(ctx_.get_executor());
+  try {
+    if (detail::fail_thread_starts_for_testing.load(std::memory_order_relaxed) > 0 &&
+        detail::fail_thread_starts_for_testing.fetch_sub(1) > 0) {
+      throw std::system_error(EAGAIN, std::generic_category(),
+                              "thread creation refused by the test hook");
+    }
+    thread_ = std::thread([this] { thread_main(); });
+  } catch (const std::system_error& e) {
+    // RLIMIT_NPROC, memory, a container's pid limit. The work that asked for
+    // the thread stays queued on the io_context, so nothing is lost; the
+    // loop stays suspended and the next submission or monitor tick
+    // (`resume_pending()`) tries again. Reported once per run of failures.
+    guard_.reset();
+    resume_failures_.fetch_add(1, std::memory_order_relaxed);
+    if (!resume_pending_.exchange(true)) {
+      std::fprintf(stderr,
+                   "loopscale: loop %zu: cannot start a thread (%s); its work "
+                   "waits and the start is retried\n",
+                   index_, e.what());
+    }
+    return false;
+  }
+  if (resume_pending_.exchange(false)) {
+    std::fprintf(stderr, "loopscale: loop %zu: thread started after %llu failures\n",
+                 index_, static_cast<unsigned long long>(resume_failures_.load()));
+  }
+  return true;
 }
 
 std::chrono::nanoseconds EventLoop::scheduling_lag() {

@@ -492,5 +492,27 @@ TEST(EventLoopLagTest, ASuspendingLoopRunsItsProbeAndStillSuspends) {
   loop.stop();
 }
 
+// Thread creation can fail (RLIMIT_NPROC, memory, a container's pid limit):
+// the work that asked for the thread waits, queued, and runs once a thread
+// starts; the submission itself returns normally.
+TEST(EventLoopTest, AFailedThreadStartLosesNoWorkAndIsRetried) {
+  EventLoop loop;
+  loop.start();
+  ASSERT_TRUE(loop.try_suspend());
+  ASSERT_TRUE(eventually([&] { return loop.state() == LoopState::kSuspended; }));
+  detail::fail_thread_starts_for_testing = 2;
+  std::atomic<int> ran{0};
+  asio::post(loop.get_executor(), [&] { ++ran; });  // resume fails: no thread
+  EXPECT_TRUE(loop.resume_pending());
+  EXPECT_EQ(loop.state(), LoopState::kSuspended);
+  asio::post(loop.get_executor(), [&] { ++ran; });  // fails again
+  EXPECT_EQ(loop.resume_failures(), 2u);
+  EXPECT_EQ(ran.load(), 0);
+  loop.resume();  // the system allows it now (the monitor retries each tick)
+  EXPECT_FALSE(loop.resume_pending());
+  EXPECT_TRUE(eventually([&] { return ran.load() == 2; }));
+  loop.stop();
+}
+
 }  // namespace
 }  // namespace loopscale

@@ -319,6 +319,31 @@ TEST(LoopPoolTest, ListenersAndRetuningGoThroughThePool) {
   EXPECT_EQ(pool->stats().min_loops, 2u);
 }
 
+TEST(LoopPoolTest, TheMonitorRetriesALoopWhoseThreadCouldNotStart) {
+  PoolOptions o = fast_options(2, 1);
+  o.scaling.window = 1h;  // ticked by hand
+  auto pool = make_pool(o);
+  pool->start();
+  Clock::time_point now = Clock::now();
+  for (int i = 0; i < 16 && pool->loop(1).state() != LoopState::kSuspended; ++i) {
+    pool->monitor().tick(now += 1h);
+    (void)eventually([&] { return pool->loop(1).state() == LoopState::kSuspended; },
+                     std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(pool->loop(1).state(), LoopState::kSuspended);
+  detail::fail_thread_starts_for_testing = 1;
+  std::atomic<bool> ran{false};
+  asio::post(pool->loop(1).get_executor(), [&] { ran = true; });
+  EXPECT_TRUE(pool->loop(1).resume_pending());
+  // The pool keeps serving on its active loop meanwhile.
+  std::atomic<bool> served{false};
+  asio::post(pool->next(), [&] { served = true; });
+  EXPECT_TRUE(eventually([&] { return served.load(); }));
+  pool->monitor().tick(now += 1h);  // retries the start
+  EXPECT_TRUE(eventually([&] { return ran.load(); }));
+  EXPECT_FALSE(pool->loop(1).resume_pending());
+}
+
 TEST(LoopPoolTest, StopRunsEveryHandlerPostedBeforeIt) {
   auto pool = make_pool(fast_options(2, 1));
   pool->start();

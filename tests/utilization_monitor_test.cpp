@@ -3,7 +3,10 @@
 
 #include "loopscale/utilization_monitor.hpp"
 
+#include <atomic>
 #include <chrono>
+#include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -511,6 +514,43 @@ TEST(UtilizationMonitorTest, ThreadTicksEveryWindow) {
   EXPECT_GE(ticks, 3u);
   monitor.stop();  // idempotent
   EXPECT_EQ(monitor.stats().ticks, ticks);  // stopped means stopped
+}
+
+TEST(UtilizationMonitorTest, AListenerThatThrowsDoesNotStopTheMonitor) {
+  FakePool pool(4, base_config(), 1);
+  int heard_after = 0;
+  pool.monitor().add_listener([](const ScaleEvent&) { throw std::runtime_error("boom"); });
+  pool.monitor().add_listener([&](const ScaleEvent&) { ++heard_after; });
+  pool.monitor().add_sink([](const TickReport&) { throw 42; });
+  for (int i = 0; i < 3; ++i) pool.window({0.9});  // acts at the third
+  EXPECT_EQ(heard_after, 1);  // the listener after the throwing one still hears
+  EXPECT_EQ(pool.running(), 2u);
+  for (int i = 0; i < 3; ++i) pool.window({0.9, 0.9});
+  const MonitorStats s = pool.monitor().stats();
+  EXPECT_EQ(s.ticks, 6u);
+  EXPECT_EQ(s.callback_failures, 6u + 2u);  // the sink every tick, the listener twice
+}
+
+TEST(UtilizationMonitorTest, ATickLongerThanAWindowDelaysTheNextWithoutABurst) {
+  ScalingConfig c = base_config();
+  c.window = std::chrono::milliseconds(5);
+  testing::FakeExecutor e;
+  AutoScalingChooser<testing::FakeExecutor> chooser({&e}, c);
+  UtilizationMonitor<testing::FakeExecutor> monitor(chooser, c);
+  std::atomic<int> sunk{0};
+  monitor.add_sink([&](const TickReport&) {
+    // The second tick stalls for ten windows.
+    if (sunk.fetch_add(1) == 1) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  });
+  monitor.start();
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (monitor.stats().ticks < 6 && Clock::now() < deadline) std::this_thread::yield();
+  monitor.stop();
+  const MonitorStats s = monitor.stats();
+  EXPECT_GE(s.ticks, 6u);  // it went on after the stall
+  // The missed windows were not fired back to back at one instant (a burst
+  // would have measured zero-length windows: skipped ticks).
+  EXPECT_EQ(s.skipped_ticks, 0u);
 }
 
 }  // namespace

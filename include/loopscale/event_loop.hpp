@@ -100,6 +100,9 @@ template <class State, class Socket>
 class Session;
 
 namespace detail {
+// Tests only: the next this-many thread starts of any EventLoop fail as if
+// the system refused (EAGAIN), to exercise what a failed resume does.
+inline std::atomic<int> fail_thread_starts_for_testing{0};
 template <class F>
 struct LoopInvoker;
 
@@ -225,6 +228,18 @@ class alignas(detail::kCacheLine) EventLoop {
     return std::chrono::nanoseconds(reported_lag_.load(std::memory_order_relaxed));
   }
 
+  // True while work waits for a thread that could not be started (thread
+  // creation failed: RLIMIT_NPROC, memory, a container's pid limit). The
+  // work stays queued, nothing is lost; every submission and every monitor
+  // tick (`ResumingExecutor`) tries `resume()` again.
+  bool resume_pending() const noexcept {
+    return resume_pending_.load(std::memory_order_relaxed);
+  }
+  // Returns how many thread starts failed so far.
+  std::uint64_t resume_failures() const noexcept {
+    return resume_failures_.load(std::memory_order_relaxed);
+  }
+
   // Returns how many times a suspended loop was given a fresh thread (the
   // first start is not counted).
   std::uint64_t resumes() const noexcept {
@@ -328,6 +343,8 @@ class alignas(detail::kCacheLine) EventLoop {
 
   // Returns true if it started a thread (the loop was suspended).
   bool resume_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts the loop's thread; false (and reported) if the system refuses.
+  bool start_thread_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void thread_main();
   void serve();
   // Open and close the busy slice (once per wake-up, so out of line: the
@@ -361,6 +378,8 @@ class alignas(detail::kCacheLine) EventLoop {
   std::atomic<std::uint64_t> moves_failed_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> closing_{false};
+  std::atomic<bool> resume_pending_{false};
+  std::atomic<std::uint64_t> resume_failures_{0};
   // The probe in flight: when it was posted (Clock ticks since the epoch),
   // 0 if none. The probe clears it when it runs, if it is still its own.
   std::atomic<std::int64_t> probe_posted_{0};

@@ -43,7 +43,8 @@
 //      is draining; so is one that refused `try_suspend()` and has not
 //      suspended since.
 //   5. Wake: `resume()`; a draining executor is taken back before a thread
-//      is started for a suspended one. Suspend or drain: `try_suspend()`. A
+//      is started for a suspended one. An executor whose thread could not be
+//      started (`ResumingExecutor`) is tried again. Suspend or drain: `try_suspend()`. A
 //      draining executor is asked again every tick, so it suspends within a
 //      tick of its work being gone.
 //   6. Connections (`RebalancingExecutor`, with
@@ -55,6 +56,14 @@
 //   7. The active set is published to the chooser; listeners run for a
 //      decision that acted, sinks for every measured tick, on the thread
 //      that called `tick()`, before it returns.
+//
+// A listener or sink that throws is counted (`MonitorStats::
+// callback_failures`), reported once on stderr, and the tick goes on.
+//
+// A tick that takes longer than a window (a slow sink, a stalled machine)
+// delays the next one; the monitor's thread then restarts its grid of
+// windows from now instead of firing the ticks it missed back to back, and
+// the next utilization is measured over the longer window.
 //
 // Thread-safety: every member function may be called from any thread.
 // Ticks are serialized; `utilizations()`, `stats()` and `update_config()` do
@@ -69,6 +78,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -114,6 +125,13 @@ concept DrainingExecutor = requires(const E& e) {
   { e.is_draining() } -> std::same_as<bool>;
 };
 
+// An executor that can fail to start its thread and retry later
+// (`EventLoop`: work waits queued). The monitor retries at every tick.
+template <class E>
+concept ResumingExecutor = requires(const E& e) {
+  { e.resume_pending() } -> std::same_as<bool>;
+};
+
 // An executor whose connections can move to another executor
 // (`EventLoop`: loopscale/session.hpp). `request_moves(n)` asks up to `n`
 // of its connections to leave, replacing the previous request; connections
@@ -148,6 +166,9 @@ struct MonitorStats {
   std::uint64_t executors_drained = 0;
   // try_suspend() calls that returned false.
   std::uint64_t refusals = 0;
+  // Listener and sink calls that threw (the first is reported on stderr;
+  // the monitor goes on).
+  std::uint64_t callback_failures = 0;
   // The last decision that acted or held a due action; rule kNone if none.
   ScaleDecision last_decision;
   // Per executor, after the last tick.
@@ -304,6 +325,10 @@ class UtilizationMonitor {
               const Observation& obs, Applied applied)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
   void run_sinks(const ScaleEvent& event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
+  // Calls a listener or sink; an exception is counted and reported.
+  template <class Callback, class Arg>
+  void call_guarded(const Callback& callback, const Arg& arg);
+  void note_callback_failure(const char* what);
 
   // Returns executor `i`'s status as it reports it; `was` is the status the
   // monitor last left it in (a refusal is remembered as draining).

@@ -137,6 +137,12 @@ typename UtilizationMonitor<E>::Applied UtilizationMonitor<E>::apply(
   std::vector<ExecutorStatus>& statuses = out.statuses;
   statuses.resize(n);
   for (std::size_t i = 0; i < n; ++i) statuses[i] = obs.loops[i].status;
+  if constexpr (ResumingExecutor<E>) {
+    // A thread that could not be started before is tried again.
+    for (std::size_t i = 0; i < n; ++i) {
+      if (chooser_.executor(i).resume_pending()) chooser_.executor(i).resume();
+    }
+  }
   for (std::size_t i : d.wake) {
     chooser_.executor(i).resume();
     statuses[i] = ExecutorStatus::kActive;
@@ -196,7 +202,7 @@ void UtilizationMonitor<E>::report(Clock::time_point now,
   }
   const ScaleEvent event{now, tick_count_, d};
   if (d.acted()) {
-    for (const auto& listener : listeners_) listener(event);
+    for (const auto& listener : listeners_) call_guarded(listener, event);
   }
   run_sinks(event);
 }
@@ -205,7 +211,37 @@ template <ScalableExecutor E>
 void UtilizationMonitor<E>::run_sinks(const ScaleEvent& event) {
   if (sinks_.empty()) return;
   const TickReport report{event, stats()};
-  for (const auto& sink : sinks_) sink(report);
+  for (const auto& sink : sinks_) call_guarded(sink, report);
+}
+
+template <ScalableExecutor E>
+template <class Callback, class Arg>
+void UtilizationMonitor<E>::call_guarded(const Callback& callback, const Arg& arg) {
+  // A listener's exception must not take the monitor (and with it the
+  // scaling of the whole pool) down: it is counted, reported the first
+  // time, and the tick goes on.
+  try {
+    callback(arg);
+  } catch (const std::exception& e) {
+    note_callback_failure(e.what());
+  } catch (...) {
+    note_callback_failure("an exception that is not a std::exception");
+  }
+}
+
+template <ScalableExecutor E>
+void UtilizationMonitor<E>::note_callback_failure(const char* what) {
+  std::uint64_t failures = 0;
+  {
+    detail::MutexLock lock(mu_);
+    failures = ++stats_.callback_failures;
+  }
+  if (failures == 1) {
+    std::fprintf(stderr,
+                 "loopscale: a scaling listener or sink threw (%s); the monitor "
+                 "goes on (MonitorStats::callback_failures counts them)\n",
+                 what);
+  }
 }
 
 template <ScalableExecutor E>
