@@ -61,10 +61,9 @@ void EventLoop::resume() {
   // Linux starts a new thread on its creator's CPU as a rule, and a new
   // thread does not preempt a running one: behind a creator that keeps its
   // CPU busy (a loop's thread posting to a suspended loop) the resumed loop
-  // waited for the creator's time slice: ResumeLatency/loopscale
-  // (benchmarks/loop_bench.cpp, a spinning poster) read p99 3.9-4.0 ms in 8
-  // of 10 runs on this project's VM, and 14-140 us in 7 of 7 with this
-  // yield (2026-11-30). Yielding once lets the new thread start now; where
+  // waited for the creator's time slice (a 4 ms tail of ResumeLatency in
+  // benchmarks/loop_bench.cpp; docs/performance.md). Yielding once lets the
+  // new thread start now; where
   // it started on another CPU, the yield returns at once. After mu_ is
   // released: the new thread may need it.
   if (started_thread) sched_yield();

@@ -16,11 +16,9 @@
 // on any other executor (a `LoopExecutor`, a strand, anything) pays two
 // type-erased `prefer`s, a type-erased `execute` that allocates and a
 // `type_info` comparison. With the executor in the type, a completion costs
-// what it costs on a plain `io_context` plus loopscale's busy accounting:
-// `benchmarks/loop_bench` measures 64 re-armed timers at 0.99-1.05x a plain
-// `io_context` typed this way against 1.02-1.13x through `any_io_executor`,
-// where a do-nothing executor of the same kind costs as much
-// (docs/performance.md).
+// what it costs on a plain `io_context` plus loopscale's busy accounting
+// (`benchmarks/loop_bench` TypedTimers against Timers, where a do-nothing
+// executor of the same kind costs as much: docs/performance.md).
 //
 // The price is the type: these objects are constructed from a `LoopExecutor`
 // only (not from an `io_context` or another executor), and code that takes

@@ -15,10 +15,9 @@ namespace loopscale {
 namespace detail {
 
 // The function a LoopExecutor hands to the io_context: it tells the loop that
-// a handler starts, then runs the user's function. Forced inline: GCC 12 made
-// it a call of its own inside Asio's completion function, and RepostChain's
-// median time ratio went from 1.27 to 1.09 over five alternating runs when it
-// was inlined (2026-11-30).
+// a handler starts, then runs the user's function. Forced inline: GCC 12
+// otherwise makes it a call of its own inside Asio's completion function,
+// which RepostChain pays for in time (docs/performance.md).
 template <class F>
 struct LoopInvoker {
   EventLoop* loop;
@@ -78,8 +77,8 @@ inline void LoopExecutorBase::execute(Function&& f) const {
   // not passed on: Asio uses it to keep a continuation on the posting
   // thread's private queue, which a one-thread io_context (concurrency hint
   // 1, as every loop's) does for all posts anyway. One instantiation instead
-  // of four took 35 of 553 instructions off each cross-thread post
-  // (scripts/bench_instructions, GCC 12).
+  // of four is fewer instructions per cross-thread post
+  // (scripts/bench_instructions; docs/performance.md).
   //
   // The io_context executor's `post()` (Asio's TS-executor member) rather
   // than `execute()` on a blocking.never executor: `execute()` reads the
@@ -87,8 +86,8 @@ inline void LoopExecutorBase::execute(Function&& f) const {
   // thread, run it now" path, into which GCC inlined the wrapped handler
   // (and, for a handler that re-posts itself, the whole re-post); `post()`
   // has only the queueing path. Together with the non-trivial copy of
-  // LoopExecutor (loop_executor.hpp), RepostChain went from 1.09-1.12 to
-  // 0.96-0.98 of plain Asio's time (2026-11-30). Without the TS members
+  // LoopExecutor (loop_executor.hpp), this is what brought RepostChain to
+  // plain Asio's time (docs/performance.md). Without the TS members
   // (ASIO_NO_TS_EXECUTORS), `execute()` is correct, only slower.
 #if !defined(ASIO_NO_TS_EXECUTORS)
   loop->ctx_.get_executor().post(
