@@ -101,20 +101,18 @@ std::optional<FieldError> check_scaling(const ScalingConfig& c) {
                      absl::FormatDuration(absl::FromChrono(kMinWindow)), " and ",
                      absl::FormatDuration(absl::FromChrono(kMaxWindow)))};
   }
-  for (const auto& [field, value] :
-       {std::pair<std::string_view, std::size_t>{"patience_cycles", c.patience_cycles},
-        {"scale_down_cooldown_cycles", c.scale_down_cooldown_cycles}}) {
-    if (value > kMaxCycles) {
-      return FieldError{field, absl::StrCat(sv(field), " = ", value,
-                                            ": must be at most ", kMaxCycles)};
-    }
-  }
-  for (const auto& [field, value] :
-       {std::pair<std::string_view, std::size_t>{"max_ramp_up_step", c.max_ramp_up_step},
-        {"max_ramp_down_step", c.max_ramp_down_step}}) {
-    if (value > kMaxLoopCount) {
-      return FieldError{field, absl::StrCat(sv(field), " = ", value,
-                                            ": must be at most ", kMaxLoopCount)};
+  struct Bounded {
+    std::string_view field;
+    std::size_t value, most;
+  };
+  for (const Bounded& b : {Bounded{"patience_cycles", c.patience_cycles, kMaxCycles},
+                           {"scale_down_cooldown_cycles", c.scale_down_cooldown_cycles,
+                            kMaxCycles},
+                           {"max_ramp_up_step", c.max_ramp_up_step, kMaxLoopCount},
+                           {"max_ramp_down_step", c.max_ramp_down_step, kMaxLoopCount}}) {
+    if (b.value > b.most) {
+      return FieldError{b.field, absl::StrCat(sv(b.field), " = ", b.value,
+                                              ": must be at most ", b.most)};
     }
   }
   if (c.max_ramp_down_step == 0) {
