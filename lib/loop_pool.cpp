@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "loopscale/cpu_limit.hpp"
 
 namespace loopscale {
 namespace {
@@ -25,7 +26,18 @@ absl::StatusOr<std::unique_ptr<LoopPool>> LoopPool::create(
     PoolOptions options) {
   if (absl::Status s = validate(options); !s.ok()) return s;
   std::size_t n = options.scaling.max_loops;
-  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  std::string size_limited_by;
+  if (n == 0) {
+    const CpuLimit cpus = detect_cpu_limit();
+    n = cpus.cpus;
+    size_limited_by = cpus.limited_by;
+    if (!size_limited_by.empty()) {
+      std::fprintf(stderr,
+                   "loopscale: pool \"%s\": one loop per usable CPU, %zu of "
+                   "%zu online, limited by %s\n",
+                   options.name.c_str(), n, cpus.online, size_limited_by.c_str());
+    }
+  }
   std::vector<std::unique_ptr<EventLoop>> loops;
   loops.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -48,19 +60,20 @@ absl::StatusOr<std::unique_ptr<LoopPool>> LoopPool::create(
   }
   return std::unique_ptr<LoopPool>(
       new LoopPool(std::move(options), std::move(loops), std::move(publisher),
-                   std::move(metrics_status)));
+                   std::move(metrics_status), std::move(size_limited_by)));
 }
 
 LoopPool::LoopPool(PoolOptions options,
                    std::vector<std::unique_ptr<EventLoop>> loops,
                    std::unique_ptr<shm::Publisher> publisher,
-                   absl::Status metrics_status)
+                   absl::Status metrics_status, std::string size_limited_by)
     : options_(std::move(options)),
       loops_(std::move(loops)),
       chooser_(pointers(loops_), options_.scaling),
       monitor_(chooser_, options_.scaling),
       publisher_(std::move(publisher)),
-      metrics_status_(std::move(metrics_status)) {
+      metrics_status_(std::move(metrics_status)),
+      size_limited_by_(std::move(size_limited_by)) {
   if (publisher_ != nullptr) {
     monitor_.add_sink([this](const TickReport& r) { publish(r.stats); });
     publish(monitor_.stats());
@@ -128,6 +141,7 @@ PoolStats LoopPool::stats(const MonitorStats& m) const {
   s.last_decision = m.last_decision;
   s.moves_requested = m.moves_requested;
   s.scaling = m.config;
+  s.size_limited_by = size_limited_by_;
   s.loops.reserve(loops_.size());
   for (const auto& loop : loops_) {
     const ActivityRecorder::Snapshot a = loop->activity();

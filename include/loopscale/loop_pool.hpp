@@ -14,7 +14,10 @@
 //   ...
 //   (*pool)->stop();
 //
-// `max_loops` 0 makes one loop per CPU (`std::thread::hardware_concurrency()`).
+// `max_loops` 0 makes one loop per CPU the process can use: the online CPUs
+// narrowed by its affinity mask and its cgroup's CPU quota
+// (loopscale/cpu_limit.hpp); `stats().size_limited_by` and one line on
+// stderr say what narrowed them.
 // `start()` starts every loop and the monitor; loops that are not needed are
 // suspended as the windows pass, down to `min_loops`. A suspended loop holds
 // no thread and wakes when work is submitted to it (a direct post, a timer or
@@ -127,7 +130,8 @@ class LoopPool {
 
  private:
   LoopPool(PoolOptions options, std::vector<std::unique_ptr<EventLoop>> loops,
-           std::unique_ptr<shm::Publisher> publisher, absl::Status metrics_status);
+           std::unique_ptr<shm::Publisher> publisher, absl::Status metrics_status,
+           std::string size_limited_by);
 
   // Publishes the figures a tick left (or, with no report, the current
   // ones) if metrics are on.
@@ -141,6 +145,7 @@ class LoopPool {
   UtilizationMonitor<EventLoop> monitor_;
   const std::unique_ptr<shm::Publisher> publisher_;
   const absl::Status metrics_status_;
+  const std::string size_limited_by_;
   // Serializes start() and stop(); stop() is terminal.
   detail::Mutex lifecycle_mu_;
   bool stopped_ ABSL_GUARDED_BY(lifecycle_mu_) = false;

@@ -12,6 +12,7 @@
 #include "loopscale/chooser.hpp"
 #include "loopscale/clock.hpp"
 #include "loopscale/config.hpp"
+#include "loopscale/cpu_limit.hpp"
 #include "loopscale/event_loop.hpp"
 #include "loopscale/io.hpp"
 #include "loopscale/loop_executor.hpp"

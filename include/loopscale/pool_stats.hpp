@@ -65,6 +65,10 @@ struct PoolStats {
   ScaleDecision last_decision;
   // The scaling configuration in force (retuned by `update_config()`).
   ScalingConfig scaling;
+  // With `max_loops` 0 the pool has one loop per CPU the process can use
+  // (loopscale/cpu_limit.hpp): what made that fewer than the machine's
+  // online CPUs (an affinity mask, a cgroup quota); empty otherwise.
+  std::string size_limited_by;
 };
 
 }  // namespace loopscale
