@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the build into a scratch prefix and builds a consumer against it
-# with nothing but `pkg-config loopscale`, as code outside this repository would.
+# with nothing but `pkg-config loopscale`, then with nothing but CMake's
+# `find_package(loopscale CONFIG)`, as code outside this repository would.
 set -euo pipefail
 build_dir="$1"
 source_dir="$2"
@@ -39,3 +40,21 @@ fi
 grep -q "ASIO_HAS_STD_ALIGNED_ALLOC" <<<"$err" || { echo "FAIL: unexpected error: $err" >&2; exit 1; }
 echo "Asio first: builds with pkg-config's flags; without them, stops naming ASIO_HAS_STD_ALIGNED_ALLOC"
 echo "prefix $prefix: consumer built with pkg-config and ran"
+
+# CMake: find_package(loopscale 0.1 CONFIG) and the loopscale::loopscale target.
+cmake -S "$source_dir/tests/install/cmake" -B "$stage/cmake-build" \
+    -DCMAKE_PREFIX_PATH="$stage$prefix" >/dev/null
+cmake --build "$stage/cmake-build" >/dev/null
+LD_LIBRARY_PATH="$libdir" "$stage/cmake-build/consumer"
+# The version file: a later minor version (0.x breaks between minors) is refused.
+sed 's/find_package(loopscale 0.1 /find_package(loopscale 0.2 /' \
+    "$source_dir/tests/install/cmake/CMakeLists.txt" >"$stage/newer.txt"
+mkdir -p "$stage/newer" && cp "$stage/newer.txt" "$stage/newer/CMakeLists.txt"
+cp "$source_dir/tests/install/consumer.cpp" "$stage/consumer.cpp"
+if cmake -S "$stage/newer" -B "$stage/newer-build" -DCMAKE_PREFIX_PATH="$stage$prefix" \
+    >"$stage/newer.log" 2>&1; then
+  echo "FAIL: find_package(loopscale 0.2) accepted version 0.1" >&2
+  exit 1
+fi
+grep -q "version" "$stage/newer.log" || { cat "$stage/newer.log" >&2; exit 1; }
+echo "prefix $prefix: consumer built with CMake's find_package and ran; 0.2 refused"
