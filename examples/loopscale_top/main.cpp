@@ -5,21 +5,34 @@
 //   loopscale-top                                  # refreshes like top
 //   loopscale-top --once --format json             # one JSON document
 //   loopscale-top --format json                    # one per interval (JSON Lines)
-//   loopscale-top --once --format prometheus > /var/lib/node_exporter/loopscale.prom
+//   loopscale-top --format prometheus --output /var/lib/node_exporter/loopscale.prom
+//                                                  # node_exporter's textfile mode
 //   loopscale-top --reclaim_stale                  # frees dead processes' slots
 //
-// Exit status: 0 on success, 1 if the file cannot be read, 2 on bad flags.
+// With --output, every refresh replaces FILE atomically (written to a
+// temporary file beside it, then renamed over it), so a collector reading it
+// (node_exporter's textfile collector reads `*.prom`) never sees half a file.
+//
+// Exit status: 0 on success, 1 if the file cannot be read or the output
+// written, 2 on bad flags.
 
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "format.hpp"
@@ -32,6 +45,9 @@ ABSL_FLAG(absl::Duration, interval, absl::Seconds(1),
           "time between refreshes of the table view");
 ABSL_FLAG(bool, once, false, "print one snapshot and exit");
 ABSL_FLAG(std::string, format, "table", "table, json or prometheus");
+ABSL_FLAG(std::string, output, "",
+          "write each snapshot to this file, replacing it atomically, instead "
+          "of to standard output");
 ABSL_FLAG(bool, reclaim_stale, false,
           "free the slots of processes that died, then exit");
 
@@ -48,6 +64,42 @@ std::uint64_t monotonic_ns() {
          static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+// Replaces `path` by a file holding `text`: a temporary file in the same
+// directory (so that rename() is atomic), mode 0644, renamed over it. The
+// temporary name does not end in `.prom`, so the textfile collector skips it.
+absl::Status write_atomically(const std::string& path, absl::string_view text) {
+  std::string temp = path + ".XXXXXX";
+  const int fd = mkstemp(temp.data());
+  auto error = [&](absl::string_view what) {
+    return absl::UnavailableError(
+        absl::StrCat("--output=", path, ": ", what, ": ", std::strerror(errno)));
+  };
+  if (fd < 0) return error("cannot create a temporary file beside it");
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      absl::Status st = error("write");
+      ::close(fd);
+      ::unlink(temp.c_str());
+      return st;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (fchmod(fd, 0644) != 0 || ::close(fd) != 0) {
+    absl::Status st = error("close");
+    ::unlink(temp.c_str());
+    return st;
+  }
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    absl::Status st = error("rename");
+    ::unlink(temp.c_str());
+    return st;
+  }
+  return absl::OkStatus();
+}
+
 int fail(const std::string& message, int code) {
   std::fprintf(stderr, "loopscale-top: %s\n", message.c_str());
   return code;
@@ -59,7 +111,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "shows the loops of loopscale pools from their shared-memory metrics.\n"
       "usage: loopscale-top [--shm PATH] [--interval 1s] [--once] "
-      "[--format table|json|prometheus] [--reclaim_stale]");
+      "[--format table|json|prometheus] [--output FILE] [--reclaim_stale]");
   const auto positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {
     return fail(std::string("unexpected argument \"") + positional[1] +
@@ -69,6 +121,7 @@ int main(int argc, char** argv) {
   const std::string path = absl::GetFlag(FLAGS_shm);
   const std::string format = absl::GetFlag(FLAGS_format);
   const absl::Duration interval = absl::GetFlag(FLAGS_interval);
+  const std::string output = absl::GetFlag(FLAGS_output);
   if (format != "table" && format != "json" && format != "prometheus") {
     return fail("--format=" + format + ": expected table, json or prometheus", 2);
   }
@@ -102,10 +155,16 @@ int main(int argc, char** argv) {
     } else {
       text = loopscale::top::format_table(*snap, path, monotonic_ns());
       // Home the cursor and clear the screen, as top does.
-      if (!once) text = "\x1b[H\x1b[2J" + text;
+      if (!once && output.empty()) text = "\x1b[H\x1b[2J" + text;
     }
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
+    if (!output.empty()) {
+      if (absl::Status st = write_atomically(output, text); !st.ok()) {
+        return fail(std::string(st.message()), 1);
+      }
+    } else {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+    }
     if (once) return 0;
     const absl::Time until = absl::Now() + interval;
     while (!interrupted && absl::Now() < until) {

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 top, fixture, reader_py = sys.argv[1:4]
 failures = []
@@ -80,6 +81,38 @@ try:
     promtool = run("promtool", "check", "metrics", input=r.stdout)
     check(promtool.returncode == 0,
           f"promtool check metrics accepts it ({promtool.stdout.strip()} {promtool.stderr.strip()})")
+
+    # node_exporter's textfile mode: the file replaced whole at each refresh.
+    with tempfile.TemporaryDirectory() as out_dir:
+        prom = os.path.join(out_dir, "loopscale.prom")
+        r = run(top, f"--shm={path}", "--once", "--format=prometheus", f"--output={prom}")
+        check(r.returncode == 0 and r.stdout == "", f"--output exits 0, prints nothing ({r.stderr.strip()})")
+        with open(prom) as f:
+            written = f.read()
+        check("loopscale_loop_utilization{service=\"alpha\"" in written,
+              "--output wrote the Prometheus text")
+        check(os.stat(prom).st_mode & 0o777 == 0o644, "--output's file is mode 0644")
+        check(os.listdir(out_dir) == ["loopscale.prom"], "no temporary file left behind")
+        first = os.stat(prom).st_ino
+        refresher = subprocess.Popen([top, f"--shm={path}", "--format=prometheus",
+                                      "--interval=20ms", f"--output={prom}"])
+        try:
+            deadline = time.monotonic() + 30
+            while os.stat(prom).st_ino == first and time.monotonic() < deadline:
+                time.sleep(0.01)  # poll interval, the condition has a deadline
+            check(os.stat(prom).st_ino != first, "refreshes replace the file (a new inode)")
+        finally:
+            refresher.terminate()
+            refresher.wait(timeout=30)
+        check(refresher.returncode == 0, "SIGTERM stops the refreshing tool with status 0")
+        check(all(not n.startswith("loopscale.prom.") for n in os.listdir(out_dir)),
+              "no temporary file left after refreshes")
+        r = run(top, f"--shm={path}", "--once", f"--output={out_dir}/missing/x.prom")
+        check(r.returncode == 1 and f"{out_dir}/missing/x.prom" in r.stderr
+              and "temporary file" in r.stderr, f"an unwritable --output is named ({r.stderr.strip()})")
+        r = run(top, f"--shm={path}", "--once", f"--output={out_dir}")
+        check(r.returncode == 1 and "rename" in r.stderr and os.listdir(out_dir) == ["loopscale.prom"],
+              f"--output a directory: refused, nothing left ({r.stderr.strip()})")
 
     r = run(top, f"--shm={path}", "--once")
     check(r.returncode == 0 and "alpha" in r.stdout and "suspended" in r.stdout,
