@@ -362,6 +362,7 @@ std::chrono::nanoseconds EventLoop::cpu_time() const {
 
 Registration::Registration(EventLoop& loop) noexcept : loop_(&loop) {
   loop.registrations_.fetch_add(1, std::memory_order_relaxed);
+  loop.registrations_total_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Registration::release() noexcept {

@@ -140,6 +140,7 @@ PoolStats LoopPool::stats(const MonitorStats& m) const {
   s.scale_downs = m.scale_downs;
   s.last_decision = m.last_decision;
   s.moves_requested = m.moves_requested;
+  s.lag_histogram = m.lag_histogram;
   s.scaling = m.config;
   s.size_limited_by = size_limited_by_;
   s.loops.reserve(loops_.size());
@@ -153,6 +154,8 @@ PoolStats LoopPool::stats(const MonitorStats& m) const {
     l.handlers = a.handlers;
     l.wakeups = a.wakeups;
     l.registrations = loop->registrations();
+    l.registrations_total = loop->registrations_total();
+    l.active_time = m.active_time[l.index];
     l.suspensions = loop->suspensions();
     l.resumes = loop->resumes();
     l.cpu_time = loop->cpu_time();

@@ -386,6 +386,11 @@ TEST(EventLoopTest, RegistrationsCountConnections) {
     EXPECT_EQ(loop.registrations(), 1u);
   }
   EXPECT_EQ(loop.registrations(), 0u);
+  // The counter of registrations made: moves of a Registration object and
+  // releases do not change it.
+  EXPECT_EQ(loop.registrations_total(), 2u);
+  { Registration c = loop.register_connection(); }
+  EXPECT_EQ(loop.registrations_total(), 3u);
 }
 
 TEST(EventLoopTest, SuspendingWithRegistrationsDrains) {

@@ -112,6 +112,9 @@ TEST_F(SessionTest, AnIdleConnectionMovesOffADrainingLoopAndKeepsItsBytes) {
   EXPECT_EQ(registrations(0), 0u);
   EXPECT_EQ(pool_->loop(0).moves_out(), 1u);
   EXPECT_EQ(pool_->loop(1).moves_in(), 1u);
+  // Registered once on each loop: the pool took one connection.
+  EXPECT_EQ(pool_->loop(0).registrations_total(), 1u);
+  EXPECT_EQ(pool_->loop(1).registrations_total(), 1u);
   EXPECT_TRUE(eventually(
       [&] { return pool_->loop(0).state() == LoopState::kSuspended; }));
   expect_echo(client, "after the move");

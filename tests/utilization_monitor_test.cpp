@@ -52,6 +52,47 @@ TEST(UtilizationMonitorTest, FirstTickIsABaseline) {
   EXPECT_THAT(monitor.utilizations(), ElementsAre(0.0));
 }
 
+// An executor that reports a scheduling lag.
+struct LaggyExecutor : testing::FakeExecutor {
+  std::chrono::nanoseconds lag{0};
+  std::chrono::nanoseconds scheduling_lag() const { return lag; }
+};
+static_assert(LagReportingExecutor<LaggyExecutor>);
+
+// Active time is summed a window at a time for executors active in it; the
+// histogram counts the lag of every active executor at every window, and
+// nothing of suspended ones.
+TEST(UtilizationMonitorTest, ActiveTimeAndTheLagHistogramCountWhatWasActive) {
+  using namespace std::chrono_literals;
+  ScalingConfig c = base_config();
+  c.patience_cycles = 100;  // no decision in this test
+  LaggyExecutor a, b;
+  b.suspended = true;
+  a.lag = 3ms;
+  AutoScalingChooser<LaggyExecutor> chooser({&a, &b}, c);
+  UtilizationMonitor<LaggyExecutor> monitor(chooser, c);
+  monitor.tick(Clock::time_point(0s));  // the baseline counts nothing
+  EXPECT_THAT(monitor.stats().active_time, ElementsAre(0ns, 0ns));
+  EXPECT_EQ(monitor.stats().lag_histogram.count, 0u);
+  monitor.tick(Clock::time_point(100ms));
+  a.lag = 200us;
+  monitor.tick(Clock::time_point(250ms));
+  MonitorStats s = monitor.stats();
+  EXPECT_THAT(s.active_time, ElementsAre(250ms, 0ns));
+  EXPECT_EQ(s.lag_histogram.count, 2u);
+  EXPECT_EQ(s.lag_histogram.sum, 3200us);
+  // Bounds 50us, 250us, 1ms, 5ms, 25ms, 100ms, 500ms; cumulative.
+  EXPECT_THAT(s.lag_histogram.cumulative, ElementsAre(0, 1, 1, 2, 2, 2, 2));
+  // Woken, the other executor counts from its first window.
+  b.suspended = false;
+  b.lag = 1s;
+  monitor.tick(Clock::time_point(350ms));
+  s = monitor.stats();
+  EXPECT_THAT(s.active_time, ElementsAre(350ms, 100ms));
+  EXPECT_EQ(s.lag_histogram.count, 4u);
+  EXPECT_EQ(s.lag_histogram.cumulative.back(), 3u) << "1 s is beyond every bound";
+}
+
 TEST(UtilizationMonitorTest, UtilizationIsBusyDeltaOverElapsed) {
   FakePool pool(2, base_config(), 2);
   pool.window({0.4, 0.9});

@@ -40,6 +40,10 @@ inline std::string label_value(std::string_view s) {
   return out;
 }
 
+// Abseil's string functions take absl::string_view, which this Abseil build
+// does not alias to std::string_view.
+inline absl::string_view sv(std::string_view s) { return {s.data(), s.size()}; }
+
 inline std::string number(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
@@ -62,9 +66,19 @@ inline constexpr FamilySpec kServiceLoops{"loopscale_service_loops", "gauge",
 inline constexpr FamilySpec kServiceActiveLoops{"loopscale_service_active_loops", "gauge",
                                                 "Loops of the service taking new work."};
 inline constexpr FamilySpec kServiceUtilization{
-    "loopscale_service_utilization", "gauge",
+    "loopscale_service_utilization_ratio", "gauge",
     "Mean loop utilization of the service in the last window (0 to 1)."};
-inline constexpr FamilySpec kPoolLoops{"loopscale_pool_loops", "gauge", "Loops in the pool."};
+inline constexpr FamilySpec kServiceConnectionsActive{
+    "loopscale_service_connections_active", "gauge",
+    "Connections open on the service's loops."};
+inline constexpr FamilySpec kServiceConnectionsTotal{
+    "loopscale_service_connections_total", "counter",
+    "Connections the service's loops ever took (registrations less moves in)."};
+inline constexpr FamilySpec kPoolLoops{"loopscale_pool_loops", "gauge",
+                                       "Loops of the pool by state; their sum is the pool's size."};
+inline constexpr FamilySpec kBuildInfo{
+    "loopscale_build_info", "gauge",
+    "1, labelled with the loopscale version and shared-memory format in use."};
 inline constexpr FamilySpec kPoolStale{
     "loopscale_pool_stale", "gauge",
     "1 if the pool's process has died (its slots can be reclaimed)."};
@@ -78,11 +92,22 @@ class Family {
   explicit Family(const FamilySpec& spec)
       : name_(spec.name), type_(spec.type), help_(spec.help) {}
   // A schema row's family; its values are scaled by `export_.scale`.
-  explicit Family(const shm::Export& e)
-      : name_(e.name), type_(e.type), help_(e.help), scale_(e.scale) {}
+  explicit Family(const shm::Export& e) : name_(e.name), type_(e.type), help_(e.help) {}
+  std::string_view name() const { return name_; }
   // `labels` is `name="value",...` with values already escaped.
   void add(const std::string& labels, double value) {
-    absl::StrAppend(&samples_, name_, "{", labels, "} ", number(value * scale_), "\n");
+    sample(name_, labels, value * scale_);
+  }
+  // A schema row's sample: the row's scale, name suffix and labels.
+  void add(const shm::Export& row, const std::string& labels, double value) {
+    std::string all = labels;
+    if (!row.labels.empty()) absl::StrAppend(&all, all.empty() ? "" : ",", sv(row.labels));
+    if (type_ == "histogram" && row.suffix == "_count") {
+      // The +Inf bucket is the count.
+      sample(absl::StrCat(name_, "_bucket"),
+             absl::StrCat(all, all.empty() ? "" : ",", "le=\"+Inf\""), value);
+    }
+    sample(absl::StrCat(name_, sv(row.suffix)), all, value * row.scale);
   }
   void append_to(std::string& out) const {
     if (samples_.empty()) return;
@@ -91,21 +116,34 @@ class Family {
   }
 
  private:
+  void sample(std::string_view name, std::string_view labels, double value) {
+    absl::StrAppend(&samples_, sv(name), labels.empty() ? "" : "{", sv(labels),
+                    labels.empty() ? "" : "}", " ", number(value), "\n");
+  }
+
   std::string name_, type_, help_, samples_;
   double scale_ = 1.0;
 };
 
-// One family per exported row of `record` in the schema, in schema order,
-// and the rows they print.
+// The families of the exported rows of `record` in the schema, in schema
+// order, and the rows they print (rows sharing a name share a family).
 struct SchemaFamilies {
   std::vector<const shm::FieldSpec*> rows;
+  std::vector<std::size_t> family_of;  // per row, an index into families
   std::vector<Family> families;
+  // Adds row `row`'s sample.
+  void add(std::size_t row, const std::string& labels, double value) {
+    families[family_of[row]].add(rows[row]->prometheus, labels, value);
+  }
   // Appends every family to `out`.
   void append_to(std::string& out) const {
     for (const Family& f : families) f.append_to(out);
   }
 };
 SchemaFamilies schema_families(shm::Record record);
+
+// `loopscale_build_info`, the one sample.
+std::string build_info();
 
 // The pool's figures, labelled `pool` and `loop`.
 std::string pool_metrics(const PoolStats& stats);

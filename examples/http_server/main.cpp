@@ -234,10 +234,10 @@ int main(int argc, char** argv) {
   routes.idle_timeout = absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_idle_timeout));
   routes.request_timeout = absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_request_timeout));
   routes.metrics = [&pool, &plain_pool] {
-    if (pool) return loopscale::prometheus::pool_metrics(pool->stats());
+    std::string out = loopscale::prometheus::build_info();
+    if (pool) return out + loopscale::prometheus::pool_metrics(pool->stats());
     loopscale::prometheus::Family loops(loopscale::prometheus::kPoolLoops);
-    loops.add("pool=\"plain\"", static_cast<double>(plain_pool->size()));
-    std::string out;
+    loops.add("pool=\"plain\",state=\"active\"", static_cast<double>(plain_pool->size()));
     loops.append_to(out);
     return out;
   };

@@ -128,7 +128,9 @@ const shm::Figure* find_figure(const std::vector<shm::Figure>& figures,
 std::string format_prometheus(const shm::Snapshot& snap) {
   using namespace prometheus;  // the family specs
   Family s_procs(kServiceProcesses), s_loops(kServiceLoops), s_active(kServiceActiveLoops),
-      s_util(kServiceUtilization), p_stale(kPoolStale), l_state(kLoopState);
+      s_util(kServiceUtilization), s_conns(kServiceConnectionsActive),
+      s_conns_total(kServiceConnectionsTotal), p_stale(kPoolStale), p_loops(kPoolLoops),
+      l_state(kLoopState);
   SchemaFamilies pool_families = schema_families(shm::Record::kSegment);
   SchemaFamilies loop_families = schema_families(shm::Record::kLoop);
 
@@ -138,6 +140,15 @@ std::string format_prometheus(const shm::Snapshot& snap) {
     s_loops.add(labels, static_cast<double>(s.loops));
     s_active.add(labels, static_cast<double>(s.active_loops));
     s_util.add(labels, s.utilization);
+    if (const shm::Figure* open = find_figure(s.figures, "registrations")) {
+      s_conns.add(labels, open->as_double());
+    }
+    // Format 1.3 on: a connection that moved was registered twice.
+    const shm::Figure* made = find_figure(s.figures, "registrations_total");
+    const shm::Figure* moved_in = find_figure(s.figures, "moves_in");
+    if (made != nullptr && moved_in != nullptr) {
+      s_conns_total.add(labels, made->as_double() - moved_in->as_double());
+    }
   }
   for (const shm::ProcessSnapshot& p : snap.processes) {
     const std::string labels =
@@ -147,26 +158,33 @@ std::string format_prometheus(const shm::Snapshot& snap) {
     if (p.stale || !p.consistent) continue;
     for (std::size_t k = 0; k < pool_families.rows.size(); ++k) {
       if (const shm::Figure* f = find_figure(p.figures, pool_families.rows[k]->name)) {
-        pool_families.families[k].add(labels, f->as_double());
+        pool_families.add(k, labels, f->as_double());
       }
+    }
+    for (LoopState s : kLoopStates) {
+      const std::string_view state = to_string(s);
+      std::size_t n = 0;
+      for (const shm::LoopSnapshot& l : p.loops) n += l.state_name == state ? 1 : 0;
+      p_loops.add(absl::StrCat(labels, ",state=\"", std::string(state), "\""),
+                  static_cast<double>(n));
     }
     for (const shm::LoopSnapshot& l : p.loops) {
       const std::string ll = absl::StrCat(labels, ",loop=\"", l.index, "\"");
-      for (LoopState s : {LoopState::kActive, LoopState::kDraining, LoopState::kSuspending,
-                          LoopState::kSuspended, LoopState::kStopped}) {
+      for (LoopState s : kLoopStates) {
         const std::string_view state = to_string(s);
         l_state.add(absl::StrCat(ll, ",state=\"", std::string(state), "\""),
                     l.state_name == state ? 1 : 0);
       }
       for (std::size_t k = 0; k < loop_families.rows.size(); ++k) {
         if (const shm::Figure* f = find_figure(l.figures, loop_families.rows[k]->name)) {
-          loop_families.families[k].add(ll, f->as_double());
+          loop_families.add(k, ll, f->as_double());
         }
       }
     }
   }
-  std::string out;
-  for (const Family* f : {&s_procs, &s_loops, &s_active, &s_util, &p_stale}) {
+  std::string out = build_info();
+  for (const Family* f :
+       {&s_procs, &s_loops, &s_active, &s_util, &s_conns, &s_conns_total, &p_stale, &p_loops}) {
     f->append_to(out);
   }
   pool_families.append_to(out);

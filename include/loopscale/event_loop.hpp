@@ -197,6 +197,12 @@ class alignas(detail::kCacheLine) EventLoop {
   std::size_t registrations() const noexcept {
     return registrations_.load(std::memory_order_relaxed);
   }
+  // Returns how many registrations were ever made on this loop, those of
+  // connections that moved here included (subtract `moves_in()` for the
+  // connections that began here).
+  std::uint64_t registrations_total() const noexcept {
+    return registrations_total_.load(std::memory_order_relaxed);
+  }
 
   // Counts one connection on this loop while the result lives.
   [[nodiscard]] Registration register_connection() noexcept {
@@ -368,6 +374,7 @@ class alignas(detail::kCacheLine) EventLoop {
   alignas(detail::kCacheLine) std::atomic<LoopState> state_{LoopState::kSuspended};
   // Written by connections opening and closing, from any thread.
   alignas(detail::kCacheLine) std::atomic<std::size_t> registrations_{0};
+  std::atomic<std::uint64_t> registrations_total_{0};
   std::atomic<std::uint64_t> suspensions_{0};
   std::atomic<std::uint64_t> resumes_{0};
   // Moves asked and not yet claimed; whether an interruption is queued.

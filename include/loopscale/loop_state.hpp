@@ -35,6 +35,11 @@ enum class LoopState : std::uint8_t {
   kStopped = 4,     // terminal
 };
 
+// Every state, in order (for per-state output).
+inline constexpr LoopState kLoopStates[] = {LoopState::kActive, LoopState::kDraining,
+                                            LoopState::kSuspending, LoopState::kSuspended,
+                                            LoopState::kStopped};
+
 // Returns "active", "draining", "suspending", "suspended" or "stopped".
 std::string_view to_string(LoopState state) noexcept;
 

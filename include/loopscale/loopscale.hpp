@@ -25,6 +25,7 @@
 #include "loopscale/shm/publisher.hpp"
 #include "loopscale/shm/reader.hpp"
 #include "loopscale/utilization_monitor.hpp"
+#include "loopscale/version.hpp"
 
 // Coroutines typed on LoopExecutor, where the compiler has C++20 coroutines
 // (Asio's own test, made by the headers above).

@@ -18,6 +18,7 @@
 
 #include "loopscale/config.hpp"
 #include "loopscale/event_loop.hpp"
+#include "loopscale/lag_histogram.hpp"
 #include "loopscale/scaling_policy.hpp"
 
 namespace loopscale {
@@ -32,7 +33,13 @@ struct LoopStats {
   std::chrono::nanoseconds busy{0};
   std::uint64_t handlers = 0;
   std::uint64_t wakeups = 0;
+  // Connections open on the loop, and registrations ever made on it
+  // (`EventLoop::registrations_total()`).
   std::size_t registrations = 0;
+  std::uint64_t registrations_total = 0;
+  // Time the loop was active (taking new work), counted by the monitor a
+  // window at a time (`MonitorStats::active_time`).
+  std::chrono::nanoseconds active_time{0};
   std::uint64_t suspensions = 0;
   std::uint64_t resumes = 0;
   // CPU time of the loop's threads (user + system), every thread it had.
@@ -61,6 +68,8 @@ struct PoolStats {
   std::uint64_t scale_downs = 0;
   // Connections the monitor asked to move, summed over its ticks.
   std::uint64_t moves_requested = 0;
+  // The scheduling lags the monitor read (`MonitorStats::lag_histogram`).
+  LagHistogram lag_histogram;
   // The last decision that acted or held an action.
   ScaleDecision last_decision;
   // The scaling configuration in force (retuned by `update_config()`).

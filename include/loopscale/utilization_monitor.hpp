@@ -99,6 +99,7 @@
 #include "loopscale/clock.hpp"
 #include "loopscale/config.hpp"
 #include "loopscale/detail/mutex.hpp"
+#include "loopscale/lag_histogram.hpp"
 #include "loopscale/scaling_policy.hpp"
 
 namespace loopscale {
@@ -180,6 +181,12 @@ struct MonitorStats {
   // Connections asked to move, summed over ticks (each tick's requests,
   // `ScaleDecision::moves`; a connection asked at two ticks counts twice).
   std::uint64_t moves_requested = 0;
+  // Per executor, the length of every window it was active in, summed: over
+  // a range, busy time ÷ active time is its utilization while it served.
+  std::vector<std::chrono::nanoseconds> active_time;
+  // The lags above of active executors, every window's (executors that
+  // report lag only).
+  LagHistogram lag_histogram;
   ScalingConfig config;
 };
 
@@ -200,6 +207,7 @@ class UtilizationMonitor {
   UtilizationMonitor(AutoScalingChooser<E>& chooser, const ScalingConfig& config)
       : chooser_(chooser),
         config_(checked(config)),
+        stats_(initial_stats(chooser.size())),
         policy_(config, chooser.size()),
         last_busy_(chooser.size()),
         statuses_(chooser.size(), ExecutorStatus::kActive),
@@ -299,6 +307,7 @@ class UtilizationMonitor {
   // What one tick saw of the executors: their figures for the policy, and
   // the busy totals that become the next tick's baseline.
   struct Observation {
+    std::chrono::nanoseconds elapsed{0};
     std::vector<LoopObservation> loops;
     std::vector<std::chrono::nanoseconds> busy;
   };
@@ -338,6 +347,12 @@ class UtilizationMonitor {
   bool ask_to_suspend(std::size_t i, ExecutorStatus& status);
 
   void arm_timer(Clock::time_point deadline);
+
+  static MonitorStats initial_stats(std::size_t executors) {
+    MonitorStats s;
+    s.active_time.assign(executors, std::chrono::nanoseconds(0));
+    return s;
+  }
 
   AutoScalingChooser<E>& chooser_;
 

@@ -35,6 +35,16 @@ constexpr Getter<PoolStats> kPoolFigures[] = {
        return u64(static_cast<std::uint64_t>(s.last_decision.rule));
      }},
     {"moves_requested", [](const PoolStats& s) { return u64(s.moves_requested); }},
+    // In LagHistogram::kBounds' order (layout_test checks the names).
+    {"lag_le_50us", [](const PoolStats& s) { return u64(s.lag_histogram.cumulative[0]); }},
+    {"lag_le_250us", [](const PoolStats& s) { return u64(s.lag_histogram.cumulative[1]); }},
+    {"lag_le_1ms", [](const PoolStats& s) { return u64(s.lag_histogram.cumulative[2]); }},
+    {"lag_le_5ms", [](const PoolStats& s) { return u64(s.lag_histogram.cumulative[3]); }},
+    {"lag_le_25ms", [](const PoolStats& s) { return u64(s.lag_histogram.cumulative[4]); }},
+    {"lag_le_100ms", [](const PoolStats& s) { return u64(s.lag_histogram.cumulative[5]); }},
+    {"lag_le_500ms", [](const PoolStats& s) { return u64(s.lag_histogram.cumulative[6]); }},
+    {"lag_count", [](const PoolStats& s) { return u64(s.lag_histogram.count); }},
+    {"lag_sum_ns", [](const PoolStats& s) { return ns(s.lag_histogram.sum); }},
 };
 
 // Every figure of kSchema's loop rows.
@@ -54,6 +64,8 @@ constexpr Getter<LoopStats> kLoopFigures[] = {
     {"moves_in", [](const LoopStats& l) { return u64(l.moves_in); }},
     {"moves_out", [](const LoopStats& l) { return u64(l.moves_out); }},
     {"moves_failed", [](const LoopStats& l) { return u64(l.moves_failed); }},
+    {"active_ns", [](const LoopStats& l) { return ns(l.active_time); }},
+    {"registrations_total", [](const LoopStats& l) { return u64(l.registrations_total); }},
 };
 
 template <class Stats, std::size_t N>

@@ -181,6 +181,19 @@ try:
     r = subprocess.run(["promtool", "check", "metrics"], input=metrics,
                        capture_output=True, text=True, timeout=DEADLINE)
     check(r.returncode == 0, f"promtool accepts /metrics ({r.stdout.strip()} {r.stderr.strip()})")
+    check(re.search(r'^loopscale_build_info\{version="[0-9.]+",shm_format="1\.\d+"\} 1$',
+                    metrics, re.M) is not None, "/metrics has loopscale_build_info")
+    # Every request above came on its own connection: the counter of
+    # connections taken has them all (the open-connections gauge may not).
+    made = sum(float(v) for v in re.findall(
+        r"^loopscale_loop_connections_total\{[^}]*\} (\S+)$", metrics, re.M))
+    check(made >= 5, f"loopscale_loop_connections_total counts the connections made ({made})")
+    lag_count = re.search(r"^loopscale_pool_scheduling_lag_seconds_count\{[^}]*\} (\S+)$",
+                          metrics, re.M)
+    inf = re.search(r'^loopscale_pool_scheduling_lag_seconds_bucket\{[^}]*le="\+Inf"\} (\S+)$',
+                    metrics, re.M)
+    check(lag_count is not None and inf is not None and lag_count.group(1) == inf.group(1),
+          "the lag histogram's +Inf bucket is its count")
 
     def active_loops():
         m = re.search(r"^loopscale_pool_active_loops\{[^}]*\} (\d+)",
@@ -294,7 +307,7 @@ def keep_alive_scenario(mode):
         out["idled"] = eventually(lambda: active() == 1)
         clients = [KeepAliveClient(port) for _ in range(8)]
         # Eight clients and the scrape's own connection.
-        out["on_one_loop"] = eventually(lambda: metric_sum(port, "loopscale_loop_registrations") == 9)
+        out["on_one_loop"] = eventually(lambda: metric_sum(port, "loopscale_loop_connections_active") == 9)
         stop_load = threading.Event()
 
         def load(c):
@@ -329,7 +342,7 @@ def keep_alive_scenario(mode):
                 text = http_get(port, "/metrics")
                 states = re.findall(r'^loopscale_loop_state\{[^}]*loop="(\d+)",state="(\w+)"\} 1$',
                                     text, re.M)
-                regs = re.findall(r'^loopscale_loop_registrations\{[^}]*\} (\S+)$', text, re.M)
+                regs = re.findall(r'^loopscale_loop_connections_active\{[^}]*\} (\S+)$', text, re.M)
                 out["last_view"] = f"states {states}, connections {regs}"
                 active_now = sum(1 for _, st in states if st == "active")
                 suspended = sum(1 for _, st in states if st == "suspended")

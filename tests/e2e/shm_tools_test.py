@@ -76,8 +76,16 @@ try:
 
     r = run(top, f"--shm={path}", "--once", "--format=prometheus")
     check(r.returncode == 0, "loopscale-top --format prometheus exits 0")
-    check("loopscale_loop_utilization{service=\"alpha\"" in r.stdout,
+    check("loopscale_loop_utilization_ratio{service=\"alpha\"" in r.stdout,
           "per-loop utilization with labels")
+    # stats_at(): registrations_total k+i+4, moves_in k+2 per loop; the
+    # connections alpha took are sum(i+2) over a1's four loops and a2's two.
+    check('loopscale_service_connections_total{service="alpha"} 19\n' in r.stdout,
+          "per service: connections taken = registrations less moves in")
+    check('loopscale_service_connections_active{service="alpha"} 7\n' in r.stdout,
+          "per service: connections open")
+    check('loopscale_pool_scale_events_total{service="beta",pid=' in r.stdout
+          and 'direction="down"} 15\n' in r.stdout, "scale events by direction")
     promtool = run("promtool", "check", "metrics", input=r.stdout)
     check(promtool.returncode == 0,
           f"promtool check metrics accepts it ({promtool.stdout.strip()} {promtool.stderr.strip()})")
@@ -89,7 +97,7 @@ try:
         check(r.returncode == 0 and r.stdout == "", f"--output exits 0, prints nothing ({r.stderr.strip()})")
         with open(prom) as f:
             written = f.read()
-        check("loopscale_loop_utilization{service=\"alpha\"" in written,
+        check("loopscale_loop_utilization_ratio{service=\"alpha\"" in written,
               "--output wrote the Prometheus text")
         check(os.stat(prom).st_mode & 0o777 == 0o644, "--output's file is mode 0644")
         check(os.listdir(out_dir) == ["loopscale.prom"], "no temporary file left behind")

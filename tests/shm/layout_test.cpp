@@ -44,7 +44,9 @@ TEST(ShmLayoutTest, SchemaNamesAreUniqueAndFieldsAligned) {
 // The table is the one description of a figure: every numeric row has a
 // value computed from the pool's statistics (but the process's identity,
 // which the publisher writes itself), rows do not overlap and fit their
-// record, and exported families follow Prometheus' naming.
+// record, and exported families follow Prometheus' naming (counters end in
+// _total, ratios in _ratio, durations are seconds; the rows of one family
+// are adjacent, agree on its type and differ in labels or suffix).
 TEST(ShmLayoutTest, EveryFigureHasAValueAPlaceAndAWellFormedFamily) {
   const std::set<std::string_view> identity = {"generation", "pid", "start_time",
                                                "heartbeat_ns", "loops"};
@@ -52,6 +54,7 @@ TEST(ShmLayoutTest, EveryFigureHasAValueAPlaceAndAWellFormedFamily) {
   const LoopStats loop;
   std::set<std::pair<Record, std::uint32_t>> words;
   std::set<std::string_view> families;
+  std::string_view family, family_type;
   for (const FieldSpec& f : kSchema) {
     if (f.type == FieldType::kString) continue;
     if (f.record == Record::kSegment) {
@@ -64,12 +67,28 @@ TEST(ShmLayoutTest, EveryFigureHasAValueAPlaceAndAWellFormedFamily) {
     }
     EXPECT_EQ(f.size, 8u) << f.name;
     EXPECT_TRUE(words.insert({f.record, f.offset}).second) << f.name << " overlaps";
-    if (f.prometheus.name.empty()) continue;
-    EXPECT_TRUE(families.insert(f.prometheus.name).second) << f.prometheus.name;
-    EXPECT_TRUE(f.prometheus.name.starts_with("loopscale_")) << f.prometheus.name;
-    EXPECT_EQ(f.prometheus.type == "counter", f.prometheus.name.ends_with("_total"))
-        << f.prometheus.name;
-    EXPECT_TRUE(f.prometheus.type == "counter" || f.prometheus.type == "gauge");
+    const Export& e = f.prometheus;
+    if (e.name.empty()) continue;
+    if (e.name != family) {
+      EXPECT_TRUE(families.insert(e.name).second) << e.name << ": rows not adjacent";
+      EXPECT_FALSE(e.help.empty()) << e.name;
+      family = e.name;
+      family_type = e.type;
+    } else {
+      EXPECT_EQ(e.type, family_type) << f.name;
+      EXPECT_FALSE(e.labels.empty() && e.suffix.empty()) << f.name << ": same sample twice";
+    }
+    EXPECT_TRUE(e.name.starts_with("loopscale_")) << e.name;
+    EXPECT_EQ(e.type == "counter", e.name.ends_with("_total")) << e.name;
+    EXPECT_TRUE(e.type == "counter" || e.type == "gauge" || e.type == "histogram") << e.name;
+    EXPECT_EQ(e.type == "histogram", !e.suffix.empty()) << f.name;
+    if (f.unit == "ratio") {
+      EXPECT_TRUE(e.name.ends_with("_ratio")) << e.name;
+    }
+    if (f.unit == "ns") {
+      EXPECT_NE(e.name.find("_seconds"), std::string_view::npos) << e.name;
+      EXPECT_EQ(e.scale, 1e-9) << f.name;
+    }
   }
   // Rows of a later minor version come after the earlier ones.
   std::uint32_t since = 0;

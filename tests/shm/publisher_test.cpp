@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "loopscale/shm/figures.hpp"
 #include "loopscale/shm/layout.hpp"
 #include "loopscale/shm/reader.hpp"
 #include "support/shm_file.hpp"
@@ -70,6 +71,50 @@ TEST(PublisherTest, CreatesThePrivateFileAndShowsThePool) {
     EXPECT_DOUBLE_EQ(l.utilization, static_cast<double>(i % 4) / 4.0);
     EXPECT_EQ(l.state_name, i < 2 ? "active" : "suspended");
   }
+}
+
+// Every numeric row of the schema reads back as the value figures.cpp
+// computed: a new row cannot be forgotten by the writer or the reader.
+TEST(PublisherTest, EveryFigureReadsBackAsPublished) {
+  TempShmPath file;
+  auto pub = Publisher::attach(file.config("api"), "p", 3);
+  ASSERT_TRUE(pub.ok()) << pub.status();
+  const PoolStats stats = stats_at("p", 3, 5);
+  (*pub)->publish(stats);
+  const Snapshot snap = read(file);
+  ASSERT_EQ(snap.processes.size(), 1u);
+  const ProcessSnapshot& p = snap.processes[0];
+  auto same = [](const Figure& read, const FigureValue& wrote) {
+    return wrote.is_float ? read.is_float && read.f == wrote.f : !read.is_float && read.u == wrote.u;
+  };
+  auto find = [](const std::vector<Figure>& figures, std::string_view name) {
+    for (const Figure& f : figures) {
+      if (f.name == name) return &f;
+    }
+    return static_cast<const Figure*>(nullptr);
+  };
+  int checked = 0;
+  for (const FieldSpec& row : kSchema) {
+    if (row.type == FieldType::kString) continue;
+    if (row.record == Record::kSegment) {
+      const auto wrote = pool_figure_value(row.name, stats);
+      if (!wrote) continue;  // the process's identity
+      const Figure* f = find(p.figures, row.name);
+      ASSERT_NE(f, nullptr) << row.name;
+      EXPECT_TRUE(same(*f, *wrote)) << row.name;
+      ++checked;
+    } else {
+      for (std::size_t i = 0; i < p.loops.size(); ++i) {
+        const auto wrote = loop_figure_value(row.name, stats.loops[i]);
+        ASSERT_TRUE(wrote.has_value()) << row.name;
+        const Figure* f = find(p.loops[i].figures, row.name);
+        ASSERT_NE(f, nullptr) << row.name;
+        EXPECT_TRUE(same(*f, *wrote)) << row.name << " of loop " << i;
+      }
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 30);
 }
 
 TEST(PublisherTest, ConfiguredModeIsUsedForANewFile) {

@@ -115,6 +115,28 @@ TEST_F(CorruptFileTest, FormatOneOneFilesStillRead) {
   for (const auto& l : snap->processes[0].loops) EXPECT_EQ(l.moves_out, 0u);
 }
 
+// A file written by format 1.2 has the moves but not the lag histogram,
+// the active time or the registration counter: they are simply absent.
+TEST_F(CorruptFileTest, FormatOneTwoFilesStillRead) {
+  std::uint32_t minor = 2;
+  std::memcpy(bytes() + offsetof(FileHeader, version_minor), &minor, 4);
+  put(offsetof(FileHeader, schema_count), rows_up_to_minor(2));
+  auto snap = parse();
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  ASSERT_FALSE(snap->processes.empty());
+  const ProcessSnapshot& p = snap->processes[0];
+  EXPECT_GT(p.moves_requested, 0u);
+  for (const Figure& f : p.figures) EXPECT_NE(f.name, "lag_count");
+  for (const Figure& f : p.loops[0].figures) EXPECT_NE(f.name, "registrations_total");
+  for (const Figure& f : snap->services[0].figures) EXPECT_NE(f.name, "active_ns");
+}
+
+// A 1.3 file must have the histogram.
+TEST_F(CorruptFileTest, FormatOneThreeWithoutTheHistogramIsCorrupt) {
+  put(offsetof(FileHeader, schema_count), rows_up_to_minor(2));
+  EXPECT_THAT(parse().status().message(), HasSubstr("lacks the"));
+}
+
 // A 1.2 file must have the moves.
 TEST_F(CorruptFileTest, FormatOneTwoWithoutMovesIsCorrupt) {
   put(offsetof(FileHeader, schema_count), rows_up_to_minor(1));

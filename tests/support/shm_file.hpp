@@ -71,6 +71,11 @@ inline PoolStats stats_at(std::string name, std::size_t loops, std::uint64_t k) 
   s.scale_ups = k;
   s.scale_downs = k / 2;
   s.moves_requested = 3 * k;
+  for (std::size_t b = 0; b < s.lag_histogram.cumulative.size(); ++b) {
+    s.lag_histogram.cumulative[b] = k + b;
+  }
+  s.lag_histogram.count = k + 10;
+  s.lag_histogram.sum = std::chrono::nanoseconds(k * 11);
   for (std::size_t i = 0; i < loops; ++i) {
     LoopStats l;
     l.index = i;
@@ -87,6 +92,8 @@ inline PoolStats stats_at(std::string name, std::size_t loops, std::uint64_t k) 
     l.moves_in = k + 2;
     l.moves_out = k + 3;
     l.moves_failed = i;
+    l.active_time = std::chrono::nanoseconds(k * 13 + i);
+    l.registrations_total = k + i + 4;
     s.loops.push_back(l);
   }
   return s;

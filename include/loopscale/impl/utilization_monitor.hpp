@@ -101,6 +101,7 @@ typename UtilizationMonitor<E>::Observation UtilizationMonitor<E>::observe(
     std::chrono::nanoseconds elapsed) {
   const std::size_t n = chooser_.size();
   Observation obs;
+  obs.elapsed = elapsed;
   obs.loops.resize(n);
   obs.busy.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -189,6 +190,12 @@ void UtilizationMonitor<E>::report(Clock::time_point now,
     for (std::size_t i = 0; i < obs.loops.size(); ++i) {
       utilizations_[i] = obs.loops[i].utilization;
       lags_[i] = obs.loops[i].lag;
+      if (obs.loops[i].status == ExecutorStatus::kActive) {
+        stats_.active_time[i] += obs.elapsed;
+        if constexpr (LagReportingExecutor<E>) {
+          stats_.lag_histogram.observe(obs.loops[i].lag);
+        }
+      }
     }
     ++stats_.ticks;
     if (!d.wake.empty()) ++stats_.scale_ups;

@@ -59,7 +59,7 @@ inline constexpr std::uint32_t kVersionMajor = 1;
 // 1.1 added the loop field `scheduling_lag_ns`; 1.2 the connection moves
 // (loop fields `moves_in`, `moves_out`, `moves_failed`, segment field
 // `moves_requested`).
-inline constexpr std::uint32_t kVersionMinor = 2;
+inline constexpr std::uint32_t kVersionMinor = 3;
 // Written as a native u64: a reader that sees other bytes has the wrong
 // byte order.
 inline constexpr std::uint64_t kByteOrderMark = 0x0102030405060708ULL;
@@ -169,11 +169,16 @@ inline constexpr std::size_t kHeaderSize = 4096;
 // How a figure is exported in the Prometheus text format, by
 // `loopscale-top --format prometheus` and the example server's /metrics
 // (both print from this table). An empty name: not exported.
+// Rows that share a family name are one family (the first row's type and
+// help): `labels` tells their samples apart, and a histogram's rows add
+// `suffix` (`_bucket`, `_count`, `_sum`) to the family's name.
 struct Export {
   std::string_view name;
-  std::string_view type;  // "counter" or "gauge"
+  std::string_view type;  // "counter", "gauge" or "histogram"
   std::string_view help;
   double scale = 1.0;     // applied to the value: 1e-9 turns ns into seconds
+  std::string_view labels = {};  // e.g. direction="up"
+  std::string_view suffix = {};
 };
 
 // A row of the schema table, as compiled in: the one description of a field
@@ -219,6 +224,17 @@ constexpr FieldSpec loop_figure(std::string_view name, FieldType type,
                 since_minor, prometheus);
 }
 
+// A bucket of the pool's lag histogram (format 1.3).
+constexpr FieldSpec lag_bucket(std::string_view name, std::uint32_t offset,
+                               std::string_view le_label) {
+  return figure(Record::kSegment, name, FieldType::kU64, offset, "count",
+                Aggregation::kSum, 3,
+                {"loopscale_pool_scheduling_lag_seconds", "histogram",
+                 "Scheduling lags the monitor read, one per active loop per "
+                 "window.",
+                 1.0, le_label, "_bucket"});
+}
+
 // Every field a reader may use, in the order they are written to the file.
 // Names are unique across both records; rows added by a minor version come
 // after those of the versions before it.
@@ -239,11 +255,13 @@ inline constexpr std::array kSchema = {
                            "Upper bound on active loops."}),
     LOOPSCALE_SHM_SEGMENT(kU64, ticks, "count", kMax, 0),
     LOOPSCALE_SHM_SEGMENT(kU64, scale_ups, "count", kSum, 0,
-                          {"loopscale_pool_scale_ups_total", "counter",
-                           "Decisions that woke loops."}),
+                          {"loopscale_pool_scale_events_total", "counter",
+                           "Scaling decisions that acted: up woke loops, down "
+                           "suspended or drained them.",
+                           1.0, "direction=\"up\""}),
     LOOPSCALE_SHM_SEGMENT(kU64, scale_downs, "count", kSum, 0,
-                          {"loopscale_pool_scale_downs_total", "counter",
-                           "Decisions that suspended or drained loops."}),
+                          {"loopscale_pool_scale_events_total", "counter", "",
+                           1.0, "direction=\"down\""}),
     LOOPSCALE_SHM_SEGMENT(kU64, window_ns, "ns", kNone, 0),
     LOOPSCALE_SHM_SEGMENT(kF64, scale_down_threshold, "ratio", kNone, 0),
     LOOPSCALE_SHM_SEGMENT(kF64, scale_up_threshold, "ratio", kNone, 0),
@@ -263,11 +281,11 @@ inline constexpr std::array kSchema = {
                  "Idle-to-busy transitions."}),
     loop_figure("registrations", FieldType::kU64, 40, "count",
                 Aggregation::kSum, 0,
-                {"loopscale_loop_registrations", "gauge",
-                 "Connections registered on the loop."}),
+                {"loopscale_loop_connections_active", "gauge",
+                 "Connections open on the loop (registrations)."}),
     loop_figure("utilization", FieldType::kF64, 48, "ratio", Aggregation::kMean,
                 0,
-                {"loopscale_loop_utilization", "gauge",
+                {"loopscale_loop_utilization_ratio", "gauge",
                  "Busy fraction of the loop in the last window (0 to 1)."}),
     loop_figure("cpu_ns", FieldType::kU64, 56, "ns", Aggregation::kSum, 0,
                 {"loopscale_loop_cpu_seconds_total", "counter",
@@ -298,6 +316,32 @@ inline constexpr std::array kSchema = {
                 Aggregation::kSum, 2,
                 {"loopscale_loop_moves_failed_total", "counter",
                  "Connections asked to leave the loop that could not."}),
+    loop_figure("active_ns", FieldType::kU64, 112, "ns", Aggregation::kSum, 3,
+                {"loopscale_loop_active_seconds_total", "counter",
+                 "Time the loop was active (taking new work), a monitor window "
+                 "at a time.",
+                 1e-9}),
+    loop_figure("registrations_total", FieldType::kU64, 120, "count",
+                Aggregation::kSum, 3,
+                {"loopscale_loop_connections_total", "counter",
+                 "Registrations made on the loop, moved-in connections "
+                 "included."}),
+    // LagHistogram: cumulative buckets by its kBounds, then count and sum.
+    lag_bucket("lag_le_50us", 544, "le=\"0.00005\""),
+    lag_bucket("lag_le_250us", 552, "le=\"0.00025\""),
+    lag_bucket("lag_le_1ms", 560, "le=\"0.001\""),
+    lag_bucket("lag_le_5ms", 568, "le=\"0.005\""),
+    lag_bucket("lag_le_25ms", 576, "le=\"0.025\""),
+    lag_bucket("lag_le_100ms", 584, "le=\"0.1\""),
+    lag_bucket("lag_le_500ms", 592, "le=\"0.5\""),
+    figure(Record::kSegment, "lag_count", FieldType::kU64, 600, "count",
+           Aggregation::kSum, 3,
+           {"loopscale_pool_scheduling_lag_seconds", "histogram", "", 1.0, {},
+            "_count"}),
+    figure(Record::kSegment, "lag_sum_ns", FieldType::kU64, 608, "ns",
+           Aggregation::kSum, 3,
+           {"loopscale_pool_scheduling_lag_seconds", "histogram", "", 1e-9, {},
+            "_sum"}),
 };
 
 #undef LOOPSCALE_SHM_FIELD_SINCE
