@@ -50,7 +50,10 @@ def stop(proc):
         proc.kill()
         _, err = proc.communicate()
     if proc.returncode != 0:
-        print(f"     exit status {proc.returncode}; stderr ends: {err[-2000:]!r}", flush=True)
+        # A sanitizer's report starts with its ERROR line: show from there.
+        at = err.find("ERROR: ")
+        shown = err[at:at + 6000] if at >= 0 else err[-2000:]
+        print(f"     exit status {proc.returncode}; stderr: {shown!r}", flush=True)
     return proc.returncode
 
 
@@ -181,6 +184,11 @@ try:
     r = subprocess.run(["promtool", "check", "metrics"], input=metrics,
                        capture_output=True, text=True, timeout=DEADLINE)
     check(r.returncode == 0, f"promtool accepts /metrics ({r.stdout.strip()} {r.stderr.strip()})")
+    documented = set(re.findall(r"`(loopscale_[a-z_]+)`", open(os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "operations.md")).read()))
+    served = set(re.findall(r"^# TYPE (\S+) ", metrics, re.M))
+    check(served <= documented,
+          f"docs/operations.md lists every family of /metrics (missing {sorted(served - documented)})")
     check(re.search(r'^loopscale_build_info\{version="[0-9.]+",shm_format="1\.\d+"\} 1$',
                     metrics, re.M) is not None, "/metrics has loopscale_build_info")
     # Every request above came on its own connection: the counter of
