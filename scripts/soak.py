@@ -69,15 +69,19 @@ for start in range(0, duration, cycle):
         if start + offset < duration:
             ka_phases.append(f"{start + offset}s:{conns}c")
 common = [f"--duration={duration}s"]
+# The load generators print a line a second: to files, not pipes, which
+# would fill (64 KiB, about nine minutes of lines) and stop them mid-run.
+open_log = open(os.path.join(tmp, "open.log"), "w+")
+ka_log = open(os.path.join(tmp, "keepalive.log"), "w+")
 open_load = subprocess.Popen(
     [loadgen, f"--url=http://127.0.0.1:{port}/work?ms=5", "--mode=open",
      "--phases=" + ",".join(open_phases), "--requests_per_connection=20",
      f"--csv={os.path.join(tmp, 'open.csv')}"] + common,
-    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    stdout=open_log, stderr=subprocess.STDOUT, text=True)
 ka_load = subprocess.Popen(
     [loadgen, f"--url=http://127.0.0.1:{port}/work?ms=2", "--mode=closed", "--preconnect",
      "--phases=" + ",".join(ka_phases)] + common,
-    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    stdout=ka_log, stderr=subprocess.STDOUT, text=True)
 
 scrape_failures = []
 
@@ -111,8 +115,15 @@ scraper.start()
 samples = []  # (t, rss KiB, fds, threads)
 start = time.monotonic()
 print(f"soak: http_server on port {port}, {duration} s; sampling every second")
+overran = False
 while open_load.poll() is None or ka_load.poll() is None:
     t = time.monotonic() - start
+    if t > duration + 60:  # the generators drain for at most a few seconds
+        overran = True
+        for p in (open_load, ka_load):
+            if p.poll() is None:
+                p.kill()
+        break
     try:
         rss, threads = proc_status(server.pid)
         fds = len(os.listdir(f"/proc/{server.pid}/fd"))
@@ -125,7 +136,11 @@ while open_load.poll() is None or ka_load.poll() is None:
     time.sleep(1.0)  # the sampling period
 stop.set()
 scraper.join()
-open_out, ka_out = open_load.communicate()[0], ka_load.communicate()[0]
+open_load.wait()
+ka_load.wait()
+open_log.seek(0)
+ka_log.seek(0)
+open_out, ka_out = open_log.read(), ka_log.read()
 server.terminate()
 try:
     server.wait(timeout=30)
@@ -152,6 +167,9 @@ with open("soak.csv", "w") as f:
 warm = [s for s in samples if s[0] < max(10, duration / 5)]
 late = [s for s in samples if s[0] >= duration * 3 / 4]
 failures = []
+if overran:
+    failures.append(f"the load generators were still running {duration + 60} s after "
+                    "the start: killed")
 if o_err or k_err or o_drop or k_drop or o_done < o_sent or k_done < k_sent:
     failures.append(f"requests failed: open loop {o_err} errors, {o_drop} dropped, "
                     f"{o_sent - o_done} unanswered; keep-alive {k_err} errors")
