@@ -215,6 +215,10 @@ int main(int argc, char** argv) {
     if (!loaded.ok()) return fail(std::string(loaded.status().message()), 1);
     options = *std::move(loaded);
   }
+  // Declared before the pools: sessions refer to the routes until the pool
+  // that runs them is destroyed (a session still open at a stop is destroyed
+  // with its loop's queue).
+  loopscale::http::Routes routes;
   auto created = LoopPool::create(options);
   if (!created.ok()) return fail(std::string(created.status().message()), 1);
   std::unique_ptr<LoopPool> pool = *std::move(created);
@@ -230,7 +234,6 @@ int main(int argc, char** argv) {
     pool->start();
   }
 
-  loopscale::http::Routes routes;
   routes.idle_timeout = absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_idle_timeout));
   routes.request_timeout = absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_request_timeout));
   routes.metrics = [&pool, &plain_pool] {
