@@ -1,6 +1,8 @@
 #include "connection.hpp"
 
 #include <array>
+#include <cstdint>
+#include <memory>
 #include <type_traits>
 #include <utility>
 #include <optional>
@@ -122,19 +124,39 @@ serve_requests(Connection& c, RequestParser& parser,
   constexpr asio::use_awaitable_t<Executor> use_awaitable;
   Socket& socket = c.socket();
   // Rebuilt whenever the session (re)starts on a loop; destroyed before the
-  // session moves, which aborts its wait without touching the socket.
+  // session moves.
   asio::basic_waitable_timer<std::chrono::steady_clock,
                              asio::wait_traits<std::chrono::steady_clock>, Executor>
       deadline(socket.get_executor());
+  // What the deadline's handler may close. A timer that expires as the
+  // coroutine ends (the client closed, or the session moves) has its
+  // handler queued with success, and neither destroying nor re-arming the
+  // timer recalls it: the handler runs after the coroutine and the socket
+  // are gone (a use after free, seen as a crash at shutdown under hostile
+  // clients), or closes a connection whose deadline was re-armed since. So
+  // it holds a weak reference, which dies with this frame, and the arming
+  // it belongs to. Loop thread only.
+  struct Watch {
+    Socket* socket;
+    std::uint64_t armed = 0;
+  };
+  const auto watch = std::make_shared<Watch>(Watch{&socket});
+  auto close_if_current = [&watch] {
+    return [weak = std::weak_ptr<Watch>(watch), armed = ++watch->armed](std::error_code ec) {
+      const std::shared_ptr<Watch> w = weak.lock();
+      if (!ec && w != nullptr && w->armed == armed) {
+        std::error_code ignored;
+        w->socket->close(ignored);  // the pending operation fails
+      }
+    };
+  };
   auto arm_deadline = [&] {
     if (started) {
       deadline.expires_at(*started + routes.request_timeout);
     } else {
       deadline.expires_after(routes.idle_timeout);
     }
-    deadline.async_wait([&socket](std::error_code ec) {
-      if (!ec) socket.close();  // the pending read completes with an error
-    });
+    deadline.async_wait(close_if_current());
   };
   std::array<char, 8192> buf;
   std::vector<Request> requests;
@@ -184,9 +206,7 @@ serve_requests(Connection& c, RequestParser& parser,
       // the socket itself: a connection that is closing does not move.
       socket.shutdown(asio::socket_base::shutdown_send, ec);
       deadline.expires_after(std::chrono::seconds(1));
-      deadline.async_wait([&socket](std::error_code e) {
-        if (!e) socket.close();
-      });
+      deadline.async_wait(close_if_current());
       while (!ec) {
         co_await socket.async_read_some(asio::buffer(buf),
                                         asio::redirect_error(use_awaitable, ec));
