@@ -26,13 +26,17 @@ constexpr int kMaxWorkMs = 10000;
 // The most response bytes made before they are written (see serve_requests).
 constexpr std::size_t kMaxBufferedOutput = 64 * 1024;
 
+constexpr std::string_view kTextPlain = "text/plain; charset=utf-8";
+
+// `extra`: more header lines, each ending in CRLF.
 std::string response(int code, std::string_view reason, std::string_view body,
-                     bool keep_alive,
-                     std::string_view type = "text/plain; charset=utf-8") {
+                     bool keep_alive, std::string_view type = kTextPlain,
+                     std::string_view extra = {}) {
   return absl::StrCat("HTTP/1.1 ", code, " ", absl::string_view(reason.data(), reason.size()),
                       "\r\nContent-Type: ", absl::string_view(type.data(), type.size()),
                       "\r\nContent-Length: ", body.size(),
-                      keep_alive ? "" : "\r\nConnection: close", "\r\n\r\n",
+                      keep_alive ? "" : "\r\nConnection: close", "\r\n",
+                      absl::string_view(extra.data(), extra.size()), "\r\n",
                       absl::string_view(body.data(), body.size()));
 }
 
@@ -49,21 +53,21 @@ void work(int ms, bool spin) {
 
 // Answers one request; sets `keep_alive` false if the connection must close
 // (the client asked, or `may_keep_alive` is false: the pool asked this
-// connection to leave its loop by closing).
+// connection to leave its loop by closing). `extra` goes into the head.
 std::string answer(const Request& req, const Routes& routes, bool may_keep_alive,
-                   bool& keep_alive) {
+                   bool& keep_alive, std::string_view extra) {
   keep_alive = req.keep_alive && may_keep_alive;
   const std::string_view url = req.url;
   const std::size_t q = url.find('?');
   const std::string_view path = url.substr(0, q);
   const std::string_view query = q == std::string_view::npos ? "" : url.substr(q + 1);
   if (req.method != "GET") {
-    return response(405, "Method Not Allowed", "only GET is served\n", keep_alive);
+    return response(405, "Method Not Allowed", "only GET is served\n", keep_alive, kTextPlain, extra);
   }
-  if (path == "/") return response(200, "OK", "hello from loopscale\n", keep_alive);
+  if (path == "/") return response(200, "OK", "hello from loopscale\n", keep_alive, kTextPlain, extra);
   if (path == "/metrics") {
     return response(200, "OK", routes.metrics(), keep_alive,
-                    "text/plain; version=0.0.4; charset=utf-8");
+                    "text/plain; version=0.0.4; charset=utf-8", extra);
   }
   if (path == "/work") {
     int ms = -1;
@@ -76,13 +80,17 @@ std::string answer(const Request& req, const Routes& routes, bool may_keep_alive
     if (ms < 0 || ms > kMaxWorkMs) {
       return response(400, "Bad Request",
                       absl::StrCat("/work needs ms=N with N in 0..", kMaxWorkMs, "\n"),
-                      keep_alive);
+                      keep_alive, kTextPlain, extra);
     }
     work(ms, spin);
-    return response(200, "OK", absl::StrCat("worked ", ms, " ms\n"), keep_alive);
+    return response(200, "OK", absl::StrCat("worked ", ms, " ms\n"), keep_alive, kTextPlain, extra);
   }
-  return response(404, "Not Found", "no such path\n", keep_alive);
+  return response(404, "Not Found", "no such path\n", keep_alive, kTextPlain, extra);
 }
+
+// The loop a socket's executor runs on (0 for the plain baseline's).
+std::size_t loop_index(const LoopExecutor& ex) { return ex.loop().index(); }
+std::size_t loop_index(const asio::io_context::executor_type&) { return 0; }
 
 // The plain baseline's connection, with the session's interface: it never
 // leaves, and its reads are the socket's.
@@ -123,6 +131,7 @@ serve_requests(Connection& c, RequestParser& parser,
   using Executor = typename Socket::executor_type;
   constexpr asio::use_awaitable_t<Executor> use_awaitable;
   Socket& socket = c.socket();
+  const std::size_t loop = loop_index(socket.get_executor());
   // Rebuilt whenever the session (re)starts on a loop; destroyed before the
   // session moves.
   asio::basic_waitable_timer<std::chrono::steady_clock,
@@ -180,7 +189,16 @@ serve_requests(Connection& c, RequestParser& parser,
       out.clear();
       for (; next < requests.size() && keep_alive && out.size() < kMaxBufferedOutput;
            ++next) {
-        out += answer(requests[next], routes, !c.close_requested(), keep_alive);
+        const Request& req = requests[next];
+        std::shared_ptr<const std::string> orca;
+        if (routes.load_report != nullptr) {
+          // A format the client asks for that is not one we know: the default.
+          const auto asked = parse_orca_format(req.load_metrics_format);
+          orca = routes.load_report->header(asked.ok() ? *asked : OrcaFormat::kOff);
+          routes.load_report->count_response(loop);
+        }
+        out += answer(req, routes, !c.close_requested(), keep_alive,
+                      orca != nullptr ? std::string_view(*orca) : std::string_view());
       }
       if (next == requests.size() || !keep_alive) {
         if (status == RequestParser::Status::kBad) {

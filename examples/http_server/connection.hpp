@@ -41,6 +41,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include "load_report.hpp"
 #include "loopscale/session.hpp"
 #include "request_parser.hpp"
 
@@ -54,6 +55,8 @@ struct Routes {
   // A request must arrive whole within this long of its first byte, or the
   // connection is closed (slow-header clients).
   std::chrono::nanoseconds request_timeout = std::chrono::seconds(10);
+  // If set, every answer carries an ORCA load report (load_report.hpp).
+  LoadReport* load_report = nullptr;
 };
 
 // What a connection keeps across requests, and across moves between loops.

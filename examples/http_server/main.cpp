@@ -5,6 +5,7 @@
 //   http_server --port 8080 --config examples/config/demo.toml
 //   http_server --port 8080 --config examples/config/demo.toml --rebalance=close
 //   http_server --port 8080 --plain --threads 4
+//   http_server --port 8080 --config examples/config/demo.toml --orca=text
 //
 // Prints "listening on ADDRESS:PORT" once it accepts (--port 0 picks a free
 // port). SIGINT or SIGTERM stop it gracefully: it stops accepting, answers
@@ -55,6 +56,10 @@ ABSL_FLAG(absl::Duration, request_timeout, absl::Seconds(10),
 ABSL_FLAG(absl::Duration, shutdown_timeout, absl::Seconds(10),
           "on SIGINT/SIGTERM, how long requests in flight may take to be "
           "answered before the server stops anyway");
+ABSL_FLAG(std::string, orca, "off",
+          "add an ORCA load report (endpoint-load-metrics header, for Envoy's "
+          "weighted round robin) to every answer: text, json or off; a "
+          "request may ask for another with endpoint-load-metrics-format");
 ABSL_FLAG(std::string, rebalance, "move",
           "how keep-alive connections follow the scaler: move (to the loop the "
           "pool wants them on, between two requests), close (answer the next "
@@ -204,6 +209,11 @@ int main(int argc, char** argv) {
     return fail("--rebalance: " + std::string(rebalance_flag.status().message()), 2);
   }
   const loopscale::Rebalance rebalance = *rebalance_flag;
+  const auto orca = loopscale::http::parse_orca_format(absl::GetFlag(FLAGS_orca));
+  if (!orca.ok()) return fail("--orca: " + std::string(orca.status().message()), 2);
+  if (*orca != loopscale::http::OrcaFormat::kOff && absl::GetFlag(FLAGS_plain)) {
+    return fail("--orca reports the loopscale pool's load: not with --plain", 2);
+  }
   std::error_code ec;
   const auto address = asio::ip::make_address(absl::GetFlag(FLAGS_address), ec);
   if (ec) return fail("--address=" + absl::GetFlag(FLAGS_address) + ": " + ec.message(), 2);
@@ -219,6 +229,7 @@ int main(int argc, char** argv) {
   // that runs them is destroyed (a session still open at a stop is destroyed
   // with its loop's queue).
   loopscale::http::Routes routes;
+  std::unique_ptr<loopscale::http::LoadReport> load_report;  // the pool's sink uses it
   auto created = LoopPool::create(options);
   if (!created.ok()) return fail(std::string(created.status().message()), 1);
   std::unique_ptr<LoopPool> pool = *std::move(created);
@@ -236,6 +247,18 @@ int main(int argc, char** argv) {
 
   routes.idle_timeout = absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_idle_timeout));
   routes.request_timeout = absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_request_timeout));
+  if (*orca != loopscale::http::OrcaFormat::kOff) {
+    // Refreshed at every monitor window, from the monitor's thread.
+    load_report = std::make_unique<loopscale::http::LoadReport>(pool->size(), *orca);
+    routes.load_report = load_report.get();
+    pool->monitor().add_sink([&pool, report = load_report.get()](
+                                 const loopscale::TickReport& tick) {
+      std::chrono::nanoseconds busy{0};
+      for (std::size_t i = 0; i < pool->size(); ++i) busy += pool->loop(i).busy_time();
+      const loopscale::PoolStats stats = pool->stats();
+      report->refresh(tick.event.at, busy, stats.active_count, stats.max_loops);
+    });
+  }
   routes.metrics = [&pool, &plain_pool] {
     std::string out = loopscale::prometheus::build_info();
     if (pool) return out + loopscale::prometheus::pool_metrics(pool->stats());

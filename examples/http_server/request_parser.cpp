@@ -1,5 +1,8 @@
 #include "request_parser.hpp"
 
+#include <algorithm>
+#include <string_view>
+
 namespace loopscale::http {
 namespace {
 
@@ -23,6 +26,7 @@ RequestParser::RequestParser() {
   settings_.on_message_begin = &RequestParser::on_message_begin;
   settings_.on_url = &RequestParser::on_url;
   settings_.on_header_field = &RequestParser::on_header_field;
+  settings_.on_header_value = &RequestParser::on_header_value;
   settings_.on_headers_complete = &RequestParser::on_headers_complete;
   settings_.on_message_complete = &RequestParser::on_message_complete;
 }
@@ -31,6 +35,8 @@ int RequestParser::on_message_begin(http_parser* p) {
   RequestParser& r = self(p);
   r.in_message_ = true;
   r.current_ = Request{};
+  r.field_.clear();
+  r.in_value_ = false;
   return 0;
 }
 
@@ -57,16 +63,38 @@ bool is_token_char(unsigned char c) {
   }
 }
 
+constexpr std::string_view kFormatHeader = "endpoint-load-metrics-format";
+constexpr std::size_t kMaxFormatBytes = 16;
+
 int RequestParser::on_header_field(http_parser* p, const char* at, std::size_t n) {
+  RequestParser& r = self(p);
+  if (r.in_value_) {  // a new header begins
+    r.field_.clear();
+    r.in_value_ = false;
+  }
   for (std::size_t i = 0; i < n; ++i) {
-    if (!is_token_char(static_cast<unsigned char>(at[i]))) {
-      self(p).bad_field_ = true;
+    const auto c = static_cast<unsigned char>(at[i]);
+    if (!is_token_char(c)) {
+      r.bad_field_ = true;
       return 1;  // stops the parser
+    }
+    if (r.field_.size() <= kFormatHeader.size()) {
+      r.field_ += static_cast<char>(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
     }
   }
   return 0;
 }
 
+// A name may arrive in pieces, and so may a value.
+int RequestParser::on_header_value(http_parser* p, const char* at, std::size_t n) {
+  RequestParser& r = self(p);
+  r.in_value_ = true;
+  if (r.field_ == kFormatHeader) {
+    std::string& v = r.current_.load_metrics_format;
+    v.append(at, std::min(n, kMaxFormatBytes - std::min(v.size(), kMaxFormatBytes)));
+  }
+  return 0;
+}
 
 
 int RequestParser::on_headers_complete(http_parser* p) {

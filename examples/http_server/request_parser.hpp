@@ -30,6 +30,9 @@ struct Request {
   std::string method;
   std::string url;
   bool keep_alive = false;
+  // The value of `endpoint-load-metrics-format` (the ORCA format the client
+  // asks for), if sent; at most its first 16 bytes.
+  std::string load_metrics_format;
 };
 
 class RequestParser {
@@ -54,12 +57,17 @@ class RequestParser {
   static int on_message_begin(http_parser* p);
   static int on_url(http_parser* p, const char* at, std::size_t n);
   static int on_header_field(http_parser* p, const char* at, std::size_t n);
+  static int on_header_value(http_parser* p, const char* at, std::size_t n);
   static int on_headers_complete(http_parser* p);
   static int on_message_complete(http_parser* p);
 
   http_parser parser_;
   http_parser_settings settings_;
   Request current_;
+  // The header name being read, lowercased (only as much as the one name
+  // this parser looks for), and whether a value has begun since.
+  std::string field_;
+  bool in_value_ = false;
   bool too_large_ = false;
   bool bad_field_ = false;
   bool in_message_ = false;

@@ -484,6 +484,31 @@ try:
 finally:
     check(stop(proc) == 0, "and stops cleanly")
 
+# ORCA load reports: every answer carries the last window's load.
+proc, port = start(http_server, "--port=0", f"--config={config}", "--orca=text")
+try:
+    def orca(headers=b""):
+        with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s_:
+            s_.sendall(b"GET /work?ms=5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                       + headers + b"\r\n")
+            head = recv_all(s_).split(b"\r\n\r\n")[0].decode()
+        m = re.search(r"^endpoint-load-metrics: (.*)$", head, re.M)
+        return m.group(1).strip() if m else ""
+
+    check(eventually(lambda: re.search(r"rps_fractional=(\d+\.?\d*)", orca()) is not None
+                     and float(re.search(r"rps_fractional=([\d.e+-]+)", orca()).group(1)) > 1),
+          f"--orca=text: answers carry the load, requests counted ({orca()})")
+    text = orca()
+    check(text.startswith("TEXT application_utilization=") and "named_metrics.max_loops=" in text,
+          f"the TEXT report's keys: {text}")
+    js = orca(b"endpoint-load-metrics-format: JSON\r\n")
+    check(js.startswith("JSON ") and json.loads(js[5:])["named_metrics"]["max_loops"] >= 1,
+          f"a request asks for JSON: {js}")
+finally:
+    check(stop(proc) == 0, "http_server --orca stops cleanly")
+r = subprocess.run([http_server, "--orca=bin"], capture_output=True, text=True, timeout=DEADLINE)
+check(r.returncode == 2 and "bin" in r.stderr, f"a bad --orca is named ({r.stderr.strip()})")
+
 # At the descriptor limit the acceptor backs off instead of spinning (it used
 # to retry at once: loop 0 at 100%, about 1.5M failed accepts in 4 s), and it
 # accepts again once descriptors are free. Its handler count is read from the
