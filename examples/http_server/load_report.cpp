@@ -68,14 +68,14 @@ void LoadReport::refresh(std::chrono::steady_clock::time_point now,
       absl::StrCat("endpoint-load-metrics: ", format_orca(v, OrcaFormat::kText), "\r\n"));
   auto json = std::make_shared<const std::string>(
       absl::StrCat("endpoint-load-metrics: ", format_orca(v, OrcaFormat::kJson), "\r\n"));
-  absl::MutexLock lock(&mu_);
+  loopscale::detail::MutexLock lock(mu_);
   text_ = std::move(text);
   json_ = std::move(json);
 }
 
 std::shared_ptr<const std::string> LoadReport::header(OrcaFormat requested) const {
   const OrcaFormat f = requested == OrcaFormat::kOff ? default_format_ : requested;
-  absl::ReaderMutexLock lock(&mu_);
+  loopscale::detail::MutexLock lock(mu_);
   return f == OrcaFormat::kJson ? json_ : text_;
 }
 

@@ -489,7 +489,7 @@ proc, port = start(http_server, "--port=0", f"--config={config}", "--orca=text")
 try:
     def orca(headers=b""):
         with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s_:
-            s_.sendall(b"GET /work?ms=5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            s_.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                        + headers + b"\r\n")
             head = recv_all(s_).split(b"\r\n\r\n")[0].decode()
         m = re.search(r"^endpoint-load-metrics: (.*)$", head, re.M)
@@ -504,8 +504,50 @@ try:
     js = orca(b"endpoint-load-metrics-format: JSON\r\n")
     check(js.startswith("JSON ") and json.loads(js[5:])["named_metrics"]["max_loops"] >= 1,
           f"a request asks for JSON: {js}")
+
+    # application_utilization tracks the load: two clients each keeping a
+    # loop busy (back-to-back /work?ms=20) use about half of four loops; idle
+    # again, about none.
+    def utilization():
+        m = re.search(r"application_utilization=([\d.e+-]+)", orca())
+        return float(m.group(1)) if m else -1.0
+
+    busy_stop = threading.Event()
+
+    def keep_busy():
+        with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s_:
+            while not busy_stop.is_set():
+                s_.sendall(b"GET /work?ms=20 HTTP/1.1\r\nHost: x\r\n\r\n")
+                got = b""
+                while b"worked" not in got:
+                    got += s_.recv(4096)
+
+    busy = [threading.Thread(target=keep_busy) for _ in range(2)]
+    for t in busy:
+        t.start()
+    seen = []
+    check(eventually(lambda: seen.append(utilization()) or 0.4 <= seen[-1] <= 0.6),
+          f"two busy loops of four: application_utilization about 0.5 (last {seen[-3:]})")
+    busy_stop.set()
+    for t in busy:
+        t.join()
+    seen = []
+    check(eventually(lambda: seen.append(utilization()) or 0 <= seen[-1] < 0.05),
+          f"idle again: application_utilization about 0 (last {seen[-3:]})")
 finally:
     check(stop(proc) == 0, "http_server --orca stops cleanly")
+# max_loops = 0 is one loop per CPU the process may use: pinned to one CPU,
+# one loop (the rest of the rule is tested on fake cgroup files, cpu_limit_test).
+with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as per_cpu:
+    per_cpu.write("[scaling]\nmax_loops = 0\n")
+proc = subprocess.Popen(["taskset", "-c", "0", http_server, "--port=0",
+                         f"--config={per_cpu.name}"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+line = proc.stdout.readline()
+check(re.search(r"loopscale, 1 loops", line) is not None,
+      f"under taskset -c 0, max_loops = 0 makes one loop: {line.strip()}")
+check(stop(proc) == 0, "and stops cleanly")
+os.unlink(per_cpu.name)
 r = subprocess.run([http_server, "--orca=bin"], capture_output=True, text=True, timeout=DEADLINE)
 check(r.returncode == 2 and "bin" in r.stderr, f"a bad --orca is named ({r.stderr.strip()})")
 
