@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "support/fake_executor.hpp"
+#include "support/wait.hpp"
 
 namespace loopscale {
 namespace {
@@ -546,10 +547,7 @@ TEST(UtilizationMonitorTest, ThreadTicksEveryWindow) {
   UtilizationMonitor<testing::FakeExecutor> monitor(chooser, c);
   monitor.start();
   monitor.start();  // idempotent
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  while (monitor.stats().ticks < 3 && Clock::now() < deadline) {
-    std::this_thread::yield();
-  }
+  testing::eventually([&] { return monitor.stats().ticks >= 3; });
   monitor.stop();
   const std::uint64_t ticks = monitor.stats().ticks;
   EXPECT_GE(ticks, 3u);
@@ -584,8 +582,7 @@ TEST(UtilizationMonitorTest, ATickLongerThanAWindowDelaysTheNextWithoutABurst) {
     if (sunk.fetch_add(1) == 1) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   });
   monitor.start();
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  while (monitor.stats().ticks < 6 && Clock::now() < deadline) std::this_thread::yield();
+  testing::eventually([&] { return monitor.stats().ticks >= 6; });
   monitor.stop();
   const MonitorStats s = monitor.stats();
   EXPECT_GE(s.ticks, 6u);  // it went on after the stall

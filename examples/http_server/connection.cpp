@@ -193,8 +193,11 @@ serve_requests(Connection& c, RequestParser& parser,
         std::shared_ptr<const std::string> orca;
         if (routes.load_report != nullptr) {
           // A format the client asks for that is not one we know: the default.
-          const auto asked = parse_orca_format(req.load_metrics_format);
-          orca = routes.load_report->header(asked.ok() ? *asked : OrcaFormat::kOff);
+          OrcaFormat asked = OrcaFormat::kOff;
+          if (!req.load_metrics_format.empty()) {
+            asked = parse_orca_format(req.load_metrics_format).value_or(OrcaFormat::kOff);
+          }
+          orca = routes.load_report->header(asked);
           routes.load_report->count_response(loop);
         }
         out += answer(req, routes, !c.close_requested(), keep_alive,

@@ -11,6 +11,11 @@ FigureValue ns(std::chrono::nanoseconds d) {
   return u64(static_cast<std::uint64_t>(d.count()));
 }
 
+template <std::size_t B>
+FigureValue lag_bucket(const PoolStats& s) {
+  return u64(s.lag_histogram.cumulative[B]);
+}
+
 template <class Stats>
 struct Getter {
   std::string_view name;
@@ -36,13 +41,13 @@ constexpr Getter<PoolStats> kPoolFigures[] = {
      }},
     {"moves_requested", [](const PoolStats& s) { return u64(s.moves_requested); }},
     // In LagHistogram::kBounds' order (layout_test checks the names).
-    {"lag_le_50us", [](const PoolStats& s) { return u64(s.lag_histogram.cumulative[0]); }},
-    {"lag_le_250us", [](const PoolStats& s) { return u64(s.lag_histogram.cumulative[1]); }},
-    {"lag_le_1ms", [](const PoolStats& s) { return u64(s.lag_histogram.cumulative[2]); }},
-    {"lag_le_5ms", [](const PoolStats& s) { return u64(s.lag_histogram.cumulative[3]); }},
-    {"lag_le_25ms", [](const PoolStats& s) { return u64(s.lag_histogram.cumulative[4]); }},
-    {"lag_le_100ms", [](const PoolStats& s) { return u64(s.lag_histogram.cumulative[5]); }},
-    {"lag_le_500ms", [](const PoolStats& s) { return u64(s.lag_histogram.cumulative[6]); }},
+    {"lag_le_50us", lag_bucket<0>},
+    {"lag_le_250us", lag_bucket<1>},
+    {"lag_le_1ms", lag_bucket<2>},
+    {"lag_le_5ms", lag_bucket<3>},
+    {"lag_le_25ms", lag_bucket<4>},
+    {"lag_le_100ms", lag_bucket<5>},
+    {"lag_le_500ms", lag_bucket<6>},
     {"lag_count", [](const PoolStats& s) { return u64(s.lag_histogram.count); }},
     {"lag_sum_ns", [](const PoolStats& s) { return ns(s.lag_histogram.sum); }},
 };

@@ -75,6 +75,20 @@ def recv_all(sock):
         chunks.append(data)
 
 
+def keep_busy(port, stop):
+    """Keeps one loop busy: back-to-back /work?ms=20 on one keep-alive
+    connection until `stop` is set or the server closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s:
+        while not stop.is_set():
+            s.sendall(b"GET /work?ms=20 HTTP/1.1\r\nHost: x\r\n\r\n")
+            resp = b""
+            while b"worked" not in resp:
+                data = s.recv(4096)
+                if not data:
+                    return
+                resp += data
+
+
 def http_get(port, path):
     with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s:
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
@@ -211,18 +225,7 @@ try:
     check(eventually(lambda: active_loops() == 1), "an idle server shrinks to min_loops = 1")
     stop_load = threading.Event()
 
-    def load():
-        with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s:
-            while not stop_load.is_set():
-                s.sendall(b"GET /work?ms=20 HTTP/1.1\r\nHost: x\r\n\r\n")
-                resp = b""
-                while b"worked" not in resp:
-                    data = s.recv(4096)
-                    if not data:
-                        return
-                    resp += data
-
-    workers = [threading.Thread(target=load) for _ in range(8)]
+    workers = [threading.Thread(target=keep_busy, args=(port, stop_load)) for _ in range(8)]
     for w in workers:
         w.start()
     peak = [0]
@@ -519,16 +522,7 @@ try:
         return float(m.group(1)) if m else -1.0
 
     busy_stop = threading.Event()
-
-    def keep_busy():
-        with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as s_:
-            while not busy_stop.is_set():
-                s_.sendall(b"GET /work?ms=20 HTTP/1.1\r\nHost: x\r\n\r\n")
-                got = b""
-                while b"worked" not in got:
-                    got += s_.recv(4096)
-
-    busy = [threading.Thread(target=keep_busy) for _ in range(2)]
+    busy = [threading.Thread(target=keep_busy, args=(port, busy_stop)) for _ in range(2)]
     for t in busy:
         t.start()
     seen = []
