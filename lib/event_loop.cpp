@@ -231,6 +231,12 @@ void EventLoop::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+ActivityRecorder* detail::this_thread_recorder() noexcept {
+  // Only the loop's own thread writes its recorder; the loop is not const.
+  EventLoop* loop = const_cast<EventLoop*>(this_thread_loop);
+  return loop != nullptr ? &loop->recorder_ : nullptr;
+}
+
 void EventLoop::open_slice() noexcept {
   in_slice_ = true;
   recorder_.mark_busy(Clock::now());

@@ -33,6 +33,15 @@
 // monotonic counter read in the same snapshot; it may be a few handlers ahead
 // of or behind the busy figures.
 //
+// Job types (job_type.hpp): the writer also keeps the job the loop is doing
+// (`switch_job()`, one clock read per switch, made by `JobScope`), and per
+// job type the busy time spent in it and how many times it was entered.
+// `jobs()` reads them with the busy total under the same seqlock, the job in
+// progress extended to the reader's `now` like the open slice, and gives the
+// busy time no job claims to "other" (id 0): the job types' busy times add
+// up to the busy total exactly. A wake-up pays one more store and one
+// branch; a handler nothing more.
+//
 // Monotonicity: closed busy time only grows. The open slice is extended to the
 // reader's `now`; a reader whose `now` is earlier than the slice's start sees
 // the slice as empty. Two readings taken with increasing `now` can differ by
@@ -42,13 +51,16 @@
 #ifndef LOOPSCALE_ACTIVITY_HPP_
 #define LOOPSCALE_ACTIVITY_HPP_
 
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 
 #include "absl/base/attributes.h"
 #include "loopscale/clock.hpp"
 #include "loopscale/detail/seqlock.hpp"
+#include "loopscale/job_type.hpp"
 
 namespace loopscale {
 
@@ -68,6 +80,23 @@ class ActivityRecorder {
     Clock::time_point at{};
   };
 
+  // One job type's figures on one loop.
+  struct JobFigures {
+    // Busy time spent in the job, the part in progress up to `at` included.
+    std::chrono::nanoseconds busy{0};
+    // Times the job was entered (`switch_job()` with `count`).
+    std::uint64_t count = 0;
+  };
+  // A consistent reading of the busy total and its split by job type.
+  struct JobsSnapshot {
+    // Busy time including the slice in progress up to `at`: the sum of
+    // `jobs[i].busy`.
+    std::chrono::nanoseconds busy{0};
+    // By job type id; [0] is "other". Ids never registered read zero.
+    std::array<JobFigures, kMaxJobTypes> jobs{};
+    Clock::time_point at{};
+  };
+
   ActivityRecorder() = default;
   ActivityRecorder(const ActivityRecorder&) = delete;
   ActivityRecorder& operator=(const ActivityRecorder&) = delete;
@@ -78,6 +107,9 @@ class ActivityRecorder {
     detail::seqlock_write_begin(seq_);
     slice_start_ns_.store(static_cast<std::uint64_t>(to_ns(now)),
                           std::memory_order_relaxed);
+    // The job in progress (if any) accrues from here.
+    job_start_ns_.store(static_cast<std::uint64_t>(to_ns(now)),
+                        std::memory_order_relaxed);
     busy_.store(1, std::memory_order_relaxed);
     wakeups_.store(wakeups_.load(std::memory_order_relaxed) + 1,
                    std::memory_order_relaxed);
@@ -94,12 +126,34 @@ class ActivityRecorder {
     const std::int64_t end = to_ns(now);
     const std::uint64_t slice =
         end > start ? static_cast<std::uint64_t>(end - start) : 0;
+    const std::size_t job = current_job_.load(std::memory_order_relaxed);
     detail::seqlock_write_begin(seq_);
     closed_ns_.store(closed_ns_.load(std::memory_order_relaxed) + slice,
                      std::memory_order_relaxed);
+    if (job != 0) [[unlikely]] {
+      // No handler runs between two slices, so no job scope is open: one
+      // left open across a co_await (a misuse) ends here, not on whatever
+      // the loop runs next.
+      close_job_part(job, end);
+      current_job_.store(0, std::memory_order_relaxed);
+    }
     busy_.store(0, std::memory_order_relaxed);
     detail::seqlock_write_end(seq_);
   }
+
+  // Makes `job` (a `JobType::id()`) the job the loop is doing from `now`
+  // and returns the one it was doing. The busy time up to `now` goes to the
+  // previous job; with `count`, the new job's count grows by one (a job
+  // entered, not one returned to). Outside a busy slice no time accrues.
+  // Writer only.
+  std::size_t switch_job(std::size_t job, Clock::time_point now,
+                         bool count) noexcept;
+
+  // Returns the busy total and its split by job type, consistently, with
+  // the open slice and the job in progress extended to `now`; a `now`
+  // before the writer's last clock reading counts as that reading, so the
+  // split always adds up to the total.
+  JobsSnapshot jobs(Clock::time_point now) const noexcept;
 
   // Counts one handler. A plain load and store, not a read-modify-write: there
   // is one writer, and this runs once per handler. Writer only.
@@ -131,6 +185,12 @@ class ActivityRecorder {
   std::atomic<std::uint64_t> slice_start_ns_{0};  // to_ns() of the open slice
   std::atomic<std::uint64_t> busy_{0};            // 1 while a slice is open
   std::atomic<std::uint64_t> wakeups_{0};
+  std::atomic<std::size_t> current_job_{0};       // the job in progress
+  std::atomic<std::uint64_t> job_start_ns_{0};    // to_ns() it began accruing
+  std::array<std::atomic<std::uint64_t>, kMaxJobTypes> job_busy_ns_{};  // closed parts
+  std::array<std::atomic<std::uint64_t>, kMaxJobTypes> job_count_{};
+  // Adds the part of `job` from job_start_ns_ to `end_ns`. Inside a write.
+  void close_job_part(std::size_t job, std::int64_t end_ns) noexcept;
   // Not protected by seq_ (monotonic on its own):
   std::atomic<std::uint64_t> handlers_{0};
 };

@@ -105,6 +105,9 @@ namespace detail {
 inline std::atomic<int> fail_thread_starts_for_testing{0};
 template <class F>
 struct LoopInvoker;
+// The recorder of the loop this thread runs; null on other threads
+// (job_scope.hpp marks jobs there).
+ActivityRecorder* this_thread_recorder() noexcept;
 
 // Cache-line size on x86-64 and most ARM cores. EventLoop keeps data its
 // thread writes per handler off the line submitters read per submission; the
@@ -157,6 +160,11 @@ class alignas(detail::kCacheLine) EventLoop {
   }
   ActivityRecorder::Snapshot activity(Clock::time_point now) const noexcept {
     return recorder_.snapshot(now);
+  }
+  // Returns the busy total and its split by job type (job_type.hpp),
+  // consistently.
+  ActivityRecorder::JobsSnapshot jobs(Clock::time_point now = Clock::now()) const noexcept {
+    return recorder_.jobs(now);
   }
 
   // Asks the loop to give its thread back once its outstanding work is done:
@@ -300,6 +308,7 @@ class alignas(detail::kCacheLine) EventLoop {
   friend struct detail::LoopInvoker;
   template <class State, class Socket>
   friend class Session;
+  friend ActivityRecorder* detail::this_thread_recorder() noexcept;
 
   // Returns true on the loop's thread (detail/loop_thread.hpp).
   bool on_own_thread() const noexcept {

@@ -15,6 +15,8 @@
 #include "loopscale/cpu_limit.hpp"
 #include "loopscale/event_loop.hpp"
 #include "loopscale/io.hpp"
+#include "loopscale/job_scope.hpp"
+#include "loopscale/job_type.hpp"
 #include "loopscale/loop_executor.hpp"
 #include "loopscale/loop_pool.hpp"
 #include "loopscale/pool_stats.hpp"
