@@ -8,13 +8,16 @@ table, by name, so the figures it prints are what the schema says they are.
     examples/shm_reader.py [--shm /dev/shm/loopscale]
 
 prints one JSON document {"services": [...], "processes": [...]} whose
-"services" part matches `loopscale-top --once --format json`.
+"services" part matches `loopscale-top --once --format json`. Job types
+(format 1.4): each loop's and service's "jobs", {name: {"busy_ns", "count"}},
+added up by name (slots are per process).
 Exit status: 0, or 1 with a message naming the problem for a bad file.
 """
 
 import argparse
 import json
 import os
+import re
 import struct
 import sys
 
@@ -29,6 +32,7 @@ AGG_NONE, AGG_SUM, AGG_MAX, AGG_MEAN, AGG_MIN = 0, 1, 2, 3, 4
 OWNER, SEQ, SIZE, LOOP_CAPACITY = 0, 8, 16, 24
 U64_MASK = (1 << 64) - 1
 MAX_ATTEMPTS = 10000
+JOB_FIELD = re.compile(r"job(\d+)_(name|busy_ns|count)$")
 STATES = ["active", "draining", "suspending", "suspended", "stopped"]
 
 
@@ -154,7 +158,15 @@ def snapshot(path):
     f = File(path)
     f.read_header()
     numeric = lambda record: [s for s in f.schema
-                              if s["record"] == record and s["type"] != TYPE_STRING]
+                              if s["record"] == record and s["type"] != TYPE_STRING
+                              and not JOB_FIELD.match(s["name"])]
+    # Job type slots: {slot: {"name": field, "busy_ns": field, "count": field}}.
+    slots = {}
+    for s in f.schema:
+        m = JOB_FIELD.match(s["name"])
+        if m:
+            slots.setdefault(int(m.group(1)), {})[m.group(2)] = s
+    slots = {k: v for k, v in slots.items() if len(v) == 3}
     seg_fields, loop_fields = numeric(RECORD_SEGMENT), numeric(RECORD_LOOP)
     processes = []
     offset = f.header_size
@@ -182,9 +194,15 @@ def snapshot(path):
         loops = value(body, 0, f.field(RECORD_SEGMENT, "loops"))
         if loops > capacity:
             raise BadFile(f"segment at offset {seg_offset}: loops = {loops} exceeds capacity")
+        names = {k: value(body, 0, v["name"]) for k, v in sorted(slots.items())}
+        names = {k: n for k, n in names.items() if n}
+        p["jobs"] = []
         for i in range(loops):
             base = f.segment_header_size + i * f.loop_slot_size
             p["loops"].append([value(body, base, s) for s in loop_fields])
+            p["jobs"].append({n: {"busy_ns": value(body, base, slots[k]["busy_ns"]),
+                                  "count": value(body, base, slots[k]["count"])}
+                              for k, n in names.items()})
         reason = stale_reason(pid, value(body, 0, f.field(RECORD_SEGMENT, "start_time")))
         p["stale"], p["stale_reason"] = bool(reason), reason
         processes.append(p)
@@ -216,16 +234,24 @@ def services(seg_fields, loop_fields, processes):
     for p in processes:
         if p["stale"] or not p["consistent"]:
             continue
-        g = groups.setdefault(p["service"], {"pids": set(), "pools": [], "loops": []})
+        g = groups.setdefault(p["service"],
+                              {"pids": set(), "pools": [], "loops": [], "jobs": {}})
         g["pids"].add(p["pid"])
         g["pools"].append(p["figures"])
         g["loops"].extend(p["loops"])
+        for loop_jobs in p["jobs"]:
+            for name, j in loop_jobs.items():
+                total = g["jobs"].setdefault(name, {"busy_ns": 0, "count": 0})
+                total["busy_ns"] += j["busy_ns"]
+                total["count"] += j["count"]
     out = []
     for name in sorted(groups):
         g = groups[name]
         s = {"name": name, "processes": len(g["pids"]), "pools": len(g["pools"])}
         s.update(aggregate(seg_fields, g["pools"]))
         s.update(aggregate(loop_fields, g["loops"]))
+        # "other" first, then by name, as loopscale-top.
+        s["jobs"] = {n: g["jobs"][n] for n in sorted(g["jobs"], key=lambda n: (n != "other", n))}
         out.append(s)
     return out
 
@@ -244,8 +270,10 @@ def main():
            "processes": [{"pid": p["pid"], "service": p.get("service"),
                           "pool": p.get("pool"), "stale": p["stale"],
                           "consistent": p["consistent"],
-                          "loops": [dict(zip([s["name"] for s in loop_fields], row))
-                                    for row in p.get("loops", [])]}
+                          "loops": [dict(zip([s["name"] for s in loop_fields], row),
+                                         jobs=jobs)
+                                    for row, jobs in zip(p.get("loops", []),
+                                                         p.get("jobs", []))]}
                          for p in processes]}
     json.dump(doc, sys.stdout, indent=1)
     print()

@@ -143,14 +143,22 @@ PoolStats LoopPool::stats(const MonitorStats& m) const {
   s.lag_histogram = m.lag_histogram;
   s.scaling = m.config;
   s.size_limited_by = size_limited_by_;
+  s.job_types = job_type_names();
   s.loops.reserve(loops_.size());
   for (const auto& loop : loops_) {
-    const ActivityRecorder::Snapshot a = loop->activity();
+    const Clock::time_point now = Clock::now();
+    const ActivityRecorder::Snapshot a = loop->activity(now);
+    const ActivityRecorder::JobsSnapshot j = loop->jobs(now);
     LoopStats l;
     l.index = loop->index();
     l.state = loop->state();
     l.utilization = m.utilizations[l.index];
-    l.busy = a.busy;
+    // The busy total of the job split, so that the split adds up to it.
+    l.busy = j.busy;
+    l.jobs.reserve(s.job_types.size());
+    for (std::size_t id = 0; id < s.job_types.size(); ++id) {
+      l.jobs.push_back({j.jobs[id].busy, j.jobs[id].count});
+    }
     l.handlers = a.handlers;
     l.wakeups = a.wakeups;
     l.registrations = loop->registrations();

@@ -30,7 +30,7 @@ std::string build_info() {
 }
 
 std::string pool_metrics(const PoolStats& stats) {
-  Family by_state(kPoolLoops), state(kLoopState);
+  Family by_state(kPoolLoops), state(kLoopState), job_busy(kLoopJobBusy), jobs(kLoopJobs);
   SchemaFamilies pool_families = schema_families(shm::Record::kSegment);
   SchemaFamilies loop_families = schema_families(shm::Record::kLoop);
   const std::string pool = absl::StrCat("pool=\"", label_value(stats.name), "\"");
@@ -56,12 +56,20 @@ std::string pool_metrics(const PoolStats& stats) {
         loop_families.add(k, labels, v->as_double());
       }
     }
+    for (std::size_t id = 0; id < l.jobs.size() && id < stats.job_types.size(); ++id) {
+      const std::string jl =
+          absl::StrCat(labels, ",job=\"", label_value(stats.job_types[id]), "\"");
+      job_busy.add(jl, static_cast<double>(l.jobs[id].busy.count()) * 1e-9);
+      jobs.add(jl, static_cast<double>(l.jobs[id].count));
+    }
   }
   std::string out;
   by_state.append_to(out);
   pool_families.append_to(out);
   state.append_to(out);
   loop_families.append_to(out);
+  job_busy.append_to(out);
+  jobs.append_to(out);
   return out;
 }
 

@@ -84,6 +84,18 @@ inline constexpr FamilySpec kPoolStale{
     "1 if the pool's process has died (its slots can be reclaimed)."};
 inline constexpr FamilySpec kLoopState{"loopscale_loop_state", "gauge",
                                        "1 for the loop's current state."};
+// Job types (loopscale/job_type.hpp): labelled `job`, "other" for the busy
+// time no job claimed; a loop's job busy times add up to its busy time.
+inline constexpr FamilySpec kLoopJobBusy{
+    "loopscale_loop_job_busy_seconds_total", "counter",
+    "Time the loop spent in each job type (job=\"other\": in none)."};
+inline constexpr FamilySpec kLoopJobs{"loopscale_loop_jobs_total", "counter",
+                                      "Times the loop entered each job type."};
+inline constexpr FamilySpec kServiceJobBusy{
+    "loopscale_service_job_busy_seconds_total", "counter",
+    "Time the service's loops spent in each job type."};
+inline constexpr FamilySpec kServiceJobs{"loopscale_service_jobs_total", "counter",
+                                         "Times the service's loops entered each job type."};
 
 // Collects the samples of one metric family, then prints HELP and TYPE once
 // (the format wants a family's samples together).

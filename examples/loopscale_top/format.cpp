@@ -53,6 +53,16 @@ std::string heartbeat_age(std::uint64_t heartbeat_ns, std::uint64_t now_ns) {
   return json_number(static_cast<double>(now_ns - heartbeat_ns) / 1e9);
 }
 
+// {"other": {"busy_ns": N, "count": N}, ...}
+std::string json_jobs(const std::vector<shm::JobSnapshot>& jobs) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    absl::StrAppend(&out, i ? ", " : "", json_string(jobs[i].name), ": {\"busy_ns\": ",
+                    jobs[i].busy_ns, ", \"count\": ", jobs[i].count, "}");
+  }
+  return out + "}";
+}
+
 // ---- Prometheus -------------------------------------------------------------
 
 using prometheus::Family;
@@ -75,6 +85,23 @@ std::string cut(std::string_view s, std::size_t width) {
   return std::string(s.substr(0, width));
 }
 
+// "work 62.0% (10)  parse 3.1% (10)  other 34.9%": each job's share of the
+// busy time since the loops started, busiest first, and its count.
+std::string job_breakdown(std::vector<shm::JobSnapshot> jobs) {
+  std::uint64_t busy = 0;
+  for (const shm::JobSnapshot& j : jobs) busy += j.busy_ns;
+  std::stable_sort(jobs.begin(), jobs.end(),
+                   [](const auto& a, const auto& b) { return a.busy_ns > b.busy_ns; });
+  std::string out;
+  for (const shm::JobSnapshot& j : jobs) {
+    const double share = busy == 0 ? 0.0 : 100.0 * static_cast<double>(j.busy_ns) /
+                                                 static_cast<double>(busy);
+    absl::StrAppendFormat(&out, "%s%s %.1f%%", out.empty() ? "" : "  ", j.name, share);
+    if (j.name != kOtherJobName) absl::StrAppendFormat(&out, " (%u)", j.count);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string format_json(const shm::Snapshot& snap, std::uint64_t now_ns) {
@@ -85,7 +112,7 @@ std::string format_json(const shm::Snapshot& snap, std::uint64_t now_ns) {
     absl::StrAppend(&out, i ? ", " : "", "{\"name\": ", json_string(s.name),
                     ", \"processes\": ", s.processes, ", \"pools\": ", s.pools);
     for (const shm::Figure& f : s.figures) absl::StrAppend(&out, ", ", json_figure(f));
-    out += "}";
+    absl::StrAppend(&out, ", \"jobs\": ", json_jobs(s.jobs), "}");
   }
   out += "], \"processes\": [";
   for (std::size_t i = 0; i < snap.processes.size(); ++i) {
@@ -99,6 +126,7 @@ std::string format_json(const shm::Snapshot& snap, std::uint64_t now_ns) {
         heartbeat_age(p.heartbeat_ns, now_ns), ", \"last_decision\": ",
         json_string(p.last_decision));
     for (const shm::Figure& f : p.figures) absl::StrAppend(&out, ", ", json_figure(f));
+    absl::StrAppend(&out, ", \"jobs\": ", json_jobs(p.jobs));
     out += ", \"loops\": [";
     for (std::size_t j = 0; j < p.loops.size(); ++j) {
       const shm::LoopSnapshot& l = p.loops[j];
@@ -107,7 +135,7 @@ std::string format_json(const shm::Snapshot& snap, std::uint64_t now_ns) {
         // The state is given by name above; its number would repeat the key.
         if (f.name != "state") absl::StrAppend(&out, ", ", json_figure(f));
       }
-      out += "}";
+      absl::StrAppend(&out, ", \"jobs\": ", json_jobs(l.jobs), "}");
     }
     out += "]}";
   }
@@ -130,7 +158,17 @@ std::string format_prometheus(const shm::Snapshot& snap) {
   Family s_procs(kServiceProcesses), s_loops(kServiceLoops), s_active(kServiceActiveLoops),
       s_util(kServiceUtilization), s_conns(kServiceConnectionsActive),
       s_conns_total(kServiceConnectionsTotal), p_stale(kPoolStale), p_loops(kPoolLoops),
-      l_state(kLoopState);
+      l_state(kLoopState), s_job_busy(kServiceJobBusy), s_jobs(kServiceJobs),
+      l_job_busy(kLoopJobBusy), l_jobs(kLoopJobs);
+  // A job's samples: its busy seconds and its count.
+  auto add_jobs = [](Family& busy, Family& count, const std::string& labels,
+                     const std::vector<shm::JobSnapshot>& jobs) {
+    for (const shm::JobSnapshot& j : jobs) {
+      const std::string jl = absl::StrCat(labels, ",job=\"", label_value(j.name), "\"");
+      busy.add(jl, static_cast<double>(j.busy_ns) * 1e-9);
+      count.add(jl, static_cast<double>(j.count));
+    }
+  };
   SchemaFamilies pool_families = schema_families(shm::Record::kSegment);
   SchemaFamilies loop_families = schema_families(shm::Record::kLoop);
 
@@ -149,6 +187,7 @@ std::string format_prometheus(const shm::Snapshot& snap) {
     if (made != nullptr && moved_in != nullptr) {
       s_conns_total.add(labels, made->as_double() - moved_in->as_double());
     }
+    add_jobs(s_job_busy, s_jobs, labels, s.jobs);
   }
   for (const shm::ProcessSnapshot& p : snap.processes) {
     const std::string labels =
@@ -180,21 +219,24 @@ std::string format_prometheus(const shm::Snapshot& snap) {
           loop_families.add(k, ll, f->as_double());
         }
       }
+      add_jobs(l_job_busy, l_jobs, ll, l.jobs);
     }
   }
   std::string out = build_info();
-  for (const Family* f :
-       {&s_procs, &s_loops, &s_active, &s_util, &s_conns, &s_conns_total, &p_stale, &p_loops}) {
+  for (const Family* f : {&s_procs, &s_loops, &s_active, &s_util, &s_conns, &s_conns_total,
+                          &s_job_busy, &s_jobs, &p_stale, &p_loops}) {
     f->append_to(out);
   }
   pool_families.append_to(out);
   l_state.append_to(out);
   loop_families.append_to(out);
+  l_job_busy.append_to(out);
+  l_jobs.append_to(out);
   return out;
 }
 
 std::string format_table(const shm::Snapshot& snap, const std::string& path,
-                         std::uint64_t now_ns) {
+                         std::uint64_t now_ns, bool jobs_per_loop) {
   std::string out = absl::StrFormat(
       "loopscale-top  %s  format %u.%u  %zu services, %zu pools\n\n", path,
       snap.version_major, snap.version_minor, snap.services.size(),
@@ -205,6 +247,7 @@ std::string format_table(const shm::Snapshot& snap, const std::string& path,
     absl::StrAppendFormat(&out, "%-20s %5zu %5zu %6u %6u %6.1f%%\n",
                           cut(s.name, 20), s.processes, s.pools, s.loops,
                           s.active_loops, 100.0 * s.utilization);
+    if (s.jobs.size() > 1) absl::StrAppend(&out, "  busy with: ", job_breakdown(s.jobs), "\n");
   }
   for (const shm::ProcessSnapshot& p : snap.processes) {
     absl::StrAppendFormat(&out, "\npid %u  %s / %s", p.pid, p.service, p.pool);
@@ -240,6 +283,9 @@ std::string format_table(const shm::Snapshot& snap, const std::string& path,
                             l.registrations,
                             static_cast<double>(l.scheduling_lag_ns) / 1e6, l.moves_in,
                             l.moves_out);
+      if (jobs_per_loop && l.jobs.size() > 1) {
+        absl::StrAppend(&out, "       busy with: ", job_breakdown(l.jobs), "\n");
+      }
     }
   }
   return out;

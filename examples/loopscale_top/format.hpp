@@ -18,15 +18,19 @@
 namespace loopscale::top {
 
 // `now_ns` is CLOCK_MONOTONIC (as the heartbeats), for heartbeat ages.
+// Each service's busy time by job type follows its line; with
+// `jobs_per_loop`, each loop's too.
 std::string format_table(const shm::Snapshot& snap, const std::string& path,
-                         std::uint64_t now_ns);
+                         std::uint64_t now_ns, bool jobs_per_loop = false);
 
 // {"version", "services": [...], "processes": [...]}: every service figure
-// the schema aggregates, and every pool with its loops.
+// the schema aggregates, and every pool with its loops; services, pools and
+// loops each with "jobs": {name: {"busy_ns", "count"}} (empty before
+// format 1.4).
 std::string format_json(const shm::Snapshot& snap, std::uint64_t now_ns);
 
 // Metric families loopscale_service_*, loopscale_pool_*, loopscale_loop_*,
-// labelled service, pid, pool and loop.
+// labelled service, pid, pool and loop (and job, for the job types').
 std::string format_prometheus(const shm::Snapshot& snap);
 
 }  // namespace loopscale::top

@@ -3,6 +3,7 @@
 // touching the processes.
 //
 //   loopscale-top                                  # refreshes like top
+//   loopscale-top --jobs                           # and each loop's job types
 //   loopscale-top --once --format json             # one JSON document
 //   loopscale-top --format json                    # one per interval (JSON Lines)
 //   loopscale-top --format prometheus --output /var/lib/node_exporter/loopscale.prom
@@ -44,6 +45,8 @@ ABSL_FLAG(std::string, shm, std::string(loopscale::kDefaultShmPath),
 ABSL_FLAG(absl::Duration, interval, absl::Seconds(1),
           "time between refreshes of the table view");
 ABSL_FLAG(bool, once, false, "print one snapshot and exit");
+ABSL_FLAG(bool, jobs, false,
+          "table: each loop's busy time by job type, not only each service's");
 ABSL_FLAG(std::string, format, "table", "table, json or prometheus");
 ABSL_FLAG(std::string, output, "",
           "write each snapshot to this file, replacing it atomically, instead "
@@ -110,7 +113,7 @@ int fail(const std::string& message, int code) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "shows the loops of loopscale pools from their shared-memory metrics.\n"
-      "usage: loopscale-top [--shm PATH] [--interval 1s] [--once] "
+      "usage: loopscale-top [--shm PATH] [--interval 1s] [--once] [--jobs] "
       "[--format table|json|prometheus] [--output FILE] [--reclaim_stale]");
   const auto positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {
@@ -153,7 +156,8 @@ int main(int argc, char** argv) {
     } else if (format == "prometheus") {
       text = loopscale::top::format_prometheus(*snap);
     } else {
-      text = loopscale::top::format_table(*snap, path, monotonic_ns());
+      text = loopscale::top::format_table(*snap, path, monotonic_ns(),
+                                          absl::GetFlag(FLAGS_jobs));
       // Home the cursor and clear the screen, as top does.
       if (!once && output.empty()) text = "\x1b[H\x1b[2J" + text;
     }

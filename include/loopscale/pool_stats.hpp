@@ -18,10 +18,19 @@
 
 #include "loopscale/config.hpp"
 #include "loopscale/event_loop.hpp"
+#include "loopscale/job_type.hpp"
 #include "loopscale/lag_histogram.hpp"
 #include "loopscale/scaling_policy.hpp"
 
 namespace loopscale {
+
+// One job type's figures on one loop (job_type.hpp).
+struct JobStats {
+  // Busy time spent in the job, the part in progress included.
+  std::chrono::nanoseconds busy{0};
+  // Times the job was entered (`JobScope`s, `bind_job` handlers).
+  std::uint64_t count = 0;
+};
 
 // One loop's figures in `PoolStats`.
 struct LoopStats {
@@ -52,6 +61,10 @@ struct LoopStats {
   std::uint64_t moves_in = 0;
   std::uint64_t moves_out = 0;
   std::uint64_t moves_failed = 0;
+  // Busy time and count by job type id, as `PoolStats::job_types` names
+  // them; [0] is "other". Read with `busy` in one reading: their busy
+  // times add up to it.
+  std::vector<JobStats> jobs;
 };
 
 // A pool's figures at one instant.
@@ -78,6 +91,9 @@ struct PoolStats {
   // (loopscale/cpu_limit.hpp): what made that fewer than the machine's
   // online CPUs (an affinity mask, a cgroup quota); empty otherwise.
   std::string size_limited_by;
+  // The job types registered in the process, by id ([0] is "other"): the
+  // names of `LoopStats::jobs`.
+  std::vector<std::string> job_types;
 };
 
 }  // namespace loopscale

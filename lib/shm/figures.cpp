@@ -73,6 +73,15 @@ constexpr Getter<LoopStats> kLoopFigures[] = {
     {"registrations_total", [](const LoopStats& l) { return u64(l.registrations_total); }},
 };
 
+// The slot of job field `name` in `fields` (layout.hpp), if it is one.
+std::optional<std::size_t> job_slot(
+    const std::array<std::string_view, kJobSlots>& fields, std::string_view name) {
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (fields[i] == name) return i;
+  }
+  return std::nullopt;
+}
+
 template <class Stats, std::size_t N>
 std::optional<FigureValue> find(const Getter<Stats> (&table)[N],
                                  std::string_view name, const Stats& stats) {
@@ -91,7 +100,21 @@ std::optional<FigureValue> pool_figure_value(std::string_view name,
 
 std::optional<FigureValue> loop_figure_value(std::string_view name,
                                              const LoopStats& loop) {
+  if (is_job_field(name)) {
+    auto job = [&](std::size_t i) { return i < loop.jobs.size() ? loop.jobs[i] : JobStats{}; };
+    if (auto i = job_slot(kJobBusyFields, name)) return ns(job(*i).busy);
+    if (auto i = job_slot(kJobCountFields, name)) return u64(job(*i).count);
+    return std::nullopt;
+  }
   return find(kLoopFigures, name, loop);
+}
+
+std::optional<std::string_view> job_name_value(std::string_view name,
+                                               const PoolStats& stats) {
+  const auto i = job_slot(kJobNameFields, name);
+  if (!i) return std::nullopt;
+  return *i < stats.job_types.size() ? std::string_view(stats.job_types[*i])
+                                     : std::string_view();
 }
 
 }  // namespace loopscale::shm

@@ -32,6 +32,9 @@ struct Publisher::Mapping {
   std::byte* data = nullptr;
   std::size_t size = 0;
   detail::FileLayout layout;
+  // The kSchema rows this file has: a file of an older minor version (made
+  // by an older process) lacks the newer rows, and has no room for them.
+  std::vector<const FieldSpec*> rows;
 
   ~Mapping() {
     if (data != nullptr) munmap(data, size);
@@ -183,15 +186,16 @@ absl::StatusOr<std::unique_ptr<Publisher::Mapping>> Publisher::map_file(
   }
   m->layout = *std::move(layout);
   if (m->layout.segment_header_size < sizeof(SegmentRecord) ||
-      m->layout.loop_slot_size < sizeof(LoopRecord)) {
-    return path_error(path, "records are smaller than this version writes");
+      m->layout.loop_slot_size < kLoopRecordV10Size) {
+    return path_error(path, "records are smaller than format 1.0's");
   }
   for (const FieldSpec& spec : kSchema) {
     const auto* f = m->layout.find(spec.record, spec.name);
-    // A field newer than the file is written into its reserved space, which
-    // its readers ignore.
+    // A field newer than the file is not written: its readers would not
+    // know it, and a loop slot may have no room for it.
     if (f == nullptr) continue;
-    if (f->offset != spec.offset) {
+    m->rows.push_back(&spec);
+    if (f->offset != spec.offset || f->size != spec.size) {
       return path_error(path, absl::StrCat("field \"", std::string(spec.name),
                                            "\" is at another offset than this "
                                            "version writes"));
@@ -390,17 +394,25 @@ void Publisher::write_locked(const PoolStats& stats) {
       std::memcpy(image_.data() + at, &v.u, sizeof(v.u));
     }
   };
-  for (const FieldSpec& f : kSchema) {
-    if (f.record != Record::kSegment || f.type == FieldType::kString) continue;
-    if (auto v = pool_figure_value(f.name, stats)) put(f.offset - kSeqlockedOffset, *v);
+  for (const FieldSpec* f : map_->rows) {
+    if (f->record != Record::kSegment) continue;
+    if (f->type == FieldType::kString) {
+      // The job types' names (the texts above are the record's own).
+      if (auto name = job_name_value(f->name, stats)) {
+        std::memcpy(image_.data() + f->offset - kSeqlockedOffset, name->data(),
+                    std::min<std::size_t>(name->size(), f->size - 1));
+      }
+      continue;
+    }
+    if (auto v = pool_figure_value(f->name, stats)) put(f->offset - kSeqlockedOffset, *v);
   }
   const std::size_t slots = map_->layout.segment_header_size - kSeqlockedOffset;
   const std::size_t n = std::min(loops_, stats.loops.size());
   for (std::size_t i = 0; i < n; ++i) {
     const std::size_t slot = slots + i * map_->layout.loop_slot_size;
-    for (const FieldSpec& f : kSchema) {
-      if (f.record != Record::kLoop) continue;
-      if (auto v = loop_figure_value(f.name, stats.loops[i])) put(slot + f.offset, *v);
+    for (const FieldSpec* f : map_->rows) {
+      if (f->record != Record::kLoop) continue;
+      if (auto v = loop_figure_value(f->name, stats.loops[i])) put(slot + f->offset, *v);
     }
   }
   write_image_locked();

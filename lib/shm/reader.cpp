@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -87,8 +88,13 @@ struct Resolved {
     moves_in = loop("moves_in");
     moves_out = loop("moves_out");
     moves_failed = loop("moves_failed");
+    for (std::size_t i = 0; i < kJobSlots; ++i) {  // null before 1.4
+      job_name[i] = seg(kJobNameFields[i]);
+      job_busy_ns[i] = loop(kJobBusyFields[i]);
+      job_count[i] = loop(kJobCountFields[i]);
+    }
     for (const Field& f : layout.schema) {
-      if (f.type == FieldType::kString) continue;
+      if (f.type == FieldType::kString || is_job_field(f.name)) continue;
       (f.record == Record::kSegment ? segment_numbers : loop_numbers).push_back(&f);
     }
   }
@@ -99,7 +105,8 @@ struct Resolved {
   const Field *index, *state, *utilization, *busy_ns, *handlers, *wakeups,
       *registrations, *cpu_ns, *suspensions, *resumes, *scheduling_lag_ns,
       *moves_in, *moves_out, *moves_failed;
-  // Every numeric field of each record, in schema order.
+  std::array<const Field*, kJobSlots> job_name{}, job_busy_ns{}, job_count{};
+  // Every numeric field of each record but the job types', in schema order.
   std::vector<const Field*> segment_numbers, loop_numbers;
 };
 
@@ -160,6 +167,15 @@ absl::Status decode(const std::byte* seg, const detail::SegmentExtent& s,
                                         " exceeds loop_capacity ",
                                         s.loop_capacity));
   }
+  // The job type slots in use: those with a name.
+  std::vector<std::size_t> job_slots;
+  for (std::size_t j = 0; j < kJobSlots; ++j) {
+    if (r.job_name[j] == nullptr) continue;
+    std::string name = detail::field_text(seg, *r.job_name[j]);
+    if (name.empty()) continue;
+    job_slots.push_back(j);
+    p.jobs.push_back({std::move(name), 0, 0});
+  }
   p.loops.reserve(loops);
   for (std::uint64_t i = 0; i < loops; ++i) {
     const std::byte* slot =
@@ -185,6 +201,14 @@ absl::Status decode(const std::byte* seg, const detail::SegmentExtent& s,
       l.moves_failed = get_u64(slot, *r.moves_failed);
     }
     l.figures = figures_of(slot, r.loop_numbers);
+    for (std::size_t k = 0; k < job_slots.size(); ++k) {
+      const std::size_t j = job_slots[k];
+      JobSnapshot job{p.jobs[k].name, get_u64(slot, *r.job_busy_ns[j]),
+                      get_u64(slot, *r.job_count[j])};
+      p.jobs[k].busy_ns += job.busy_ns;
+      p.jobs[k].count += job.count;
+      l.jobs.push_back(std::move(job));
+    }
     p.loops.push_back(std::move(l));
   }
   return absl::OkStatus();
@@ -244,6 +268,7 @@ std::vector<ServiceSnapshot> services_of(const std::vector<ProcessSnapshot>& pro
     std::set<std::uint64_t> pids;
     std::vector<const std::vector<Figure>*> pools;
     std::vector<const std::vector<Figure>*> loops;
+    std::map<std::string, JobSnapshot> jobs;  // by name: ids are per process
   };
   std::map<std::string, Group> groups;  // sorted by name
   const std::vector<Figure>* segment_proto = nullptr;
@@ -254,6 +279,12 @@ std::vector<ServiceSnapshot> services_of(const std::vector<ProcessSnapshot>& pro
     g.pids.insert(p.pid);
     g.pools.push_back(&p.figures);
     segment_proto = &p.figures;
+    for (const JobSnapshot& j : p.jobs) {
+      JobSnapshot& sum = g.jobs[j.name];
+      sum.name = j.name;
+      sum.busy_ns += j.busy_ns;
+      sum.count += j.count;
+    }
     for (const LoopSnapshot& l : p.loops) {
       g.loops.push_back(&l.figures);
       loop_proto = &l.figures;
@@ -271,6 +302,11 @@ std::vector<ServiceSnapshot> services_of(const std::vector<ProcessSnapshot>& pro
         s.figures.push_back(std::move(f));
       }
     }
+    if (auto other = g.jobs.find(std::string(kOtherJobName)); other != g.jobs.end()) {
+      s.jobs.push_back(other->second);
+      g.jobs.erase(other);
+    }
+    for (auto& [job_name, job] : g.jobs) s.jobs.push_back(std::move(job));
     for (const Figure& f : s.figures) {
       if (f.name == "loops") s.loops = f.u;
       if (f.name == "active_loops") s.active_loops = f.u;

@@ -74,8 +74,48 @@ try:
             if key in b:
                 check(same(a[key], b[key]), f"service {a['name']}.{key}: {a[key]} == {b[key]}")
 
+    # Job types (format 1.4). stats_at(): loop i at step k: parse k*100+i ns
+    # and k entries, work k*200 ns and 2k, other the rest of busy_ns.
+    loop1 = doc["processes"][0]["loops"][1]
+    check(loop1["jobs"]["parse"] == {"busy_ns": 1001, "count": 10}
+          and loop1["jobs"]["work"] == {"busy_ns": 2000, "count": 20},
+          f"a loop's job types: {loop1['jobs']}")
+    check(sum(j["busy_ns"] for j in loop1["jobs"].values()) == loop1["busy_ns"],
+          "a loop's job types add up to its busy time")
+    check(alpha["jobs"]["parse"] == {"busy_ns": 4 * 1000 + 6 + 2 * 2000 + 1,
+                                     "count": 4 * 10 + 2 * 20},
+          f"a service's job types, summed by name: {alpha['jobs']['parse']}")
+    check(list(alpha["jobs"]) == ["other", "parse", "work"], "other first, then by name")
+
+    # Compatibility: the reader of format 1.3 (frozen in tests/shm/compat)
+    # reads this 1.4 file, figures and services as the new one reads them;
+    # the new readers read a file written at 1.3.
+    compat = os.path.join(os.path.dirname(os.path.abspath(reader_py)), "..", "tests", "shm",
+                          "compat")
+    old = run(sys.executable, os.path.join(compat, "shm_reader_1_3.py"), f"--shm={path}")
+    check(old.returncode == 0, f"the 1.3 reader reads a 1.4 file ({old.stderr.strip()[-200:]})")
+    olddoc = json.loads(old.stdout)
+    for a, b in zip(olddoc["services"], pydoc["services"]):
+        shared = [k for k in a if k in b]
+        check(len(shared) >= 20 and all(same(a[k], b[k]) for k in shared),
+              f"service {a['name']}: the 1.3 reader's {len(shared)} figures match the new one's")
+    old_loop = olddoc["processes"][0]["loops"][1]
+    check(all(old_loop[k] == loop1[k] for k in ("busy_ns", "handlers", "registrations_total")),
+          "the 1.3 reader's loop figures match")
+    for tool_args in ([top, "--once", "--format=json"], [sys.executable, reader_py]):
+        r = run(*tool_args, f"--shm={os.path.join(compat, 'format-1.3.bin')}")
+        d = json.loads(r.stdout) if r.returncode == 0 else {}
+        check(d.get("version") == "1.3" and len(d.get("processes", [])) == 3
+              and d["processes"][1]["loops"][1]["busy_ns"] == 20 * 1000 + 1
+              and all(not l["jobs"] for l in d["processes"][1]["loops"]),
+              f"{os.path.basename(tool_args[-1] if 'py' in tool_args[-1] else tool_args[0])} "
+              f"reads a 1.3 file, without job types ({r.stderr.strip()})")
+
     r = run(top, f"--shm={path}", "--once", "--format=prometheus")
     check(r.returncode == 0, "loopscale-top --format prometheus exits 0")
+    check('loopscale_service_job_busy_seconds_total{service="alpha",job="work"}' in r.stdout
+          and 'loopscale_loop_jobs_total{service="alpha",pid=' in r.stdout,
+          "job types by service and loop, with a job label")
     check("loopscale_loop_utilization_ratio{service=\"alpha\"" in r.stdout,
           "per-loop utilization with labels")
     # stats_at(): registrations_total k+i+4, moves_in k+2 per loop; the
@@ -125,6 +165,10 @@ try:
     r = run(top, f"--shm={path}", "--once")
     check(r.returncode == 0 and "alpha" in r.stdout and "suspended" in r.stdout,
           "the table view lists services and loop states")
+    check(r.stdout.count("busy with:") == 2 and "work 20.0% (160)" in r.stdout,
+          "the table shows each service's job types")
+    r = run(top, f"--shm={path}", "--once", "--jobs")
+    check(r.stdout.count("busy with:") == 2 + 9, "--jobs adds each loop's")
 
     r = run(top, f"--shm={path}", "--once", "--format=xml")
     check(r.returncode == 2 and "--format=xml" in r.stderr, "a bad --format is named")

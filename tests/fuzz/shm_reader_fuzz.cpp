@@ -3,6 +3,7 @@
 // (built with ASan and UBSan). Liveness is stubbed: fuzzed pids must not
 // reach kill(). Build: CXX=clang++ meson setup build-fuzz -Dfuzz=true ...
 // (scripts/test does; tests/fuzz/run_fuzz.sh runs it for a bounded time).
+// Seeds: a file of format 1.3 and one of 1.4 with job types.
 
 #include <cstddef>
 #include <cstdint>
@@ -26,8 +27,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (snap.ok()) {
     // Touch what a tool would print.
     std::size_t n = 0;
-    for (const auto& s : snap->services) n += s.name.size() + s.figures.size();
-    for (const auto& p : snap->processes) n += p.loops.size() + p.last_decision.size();
+    for (const auto& s : snap->services) {
+      n += s.name.size() + s.figures.size();
+      for (const auto& j : s.jobs) n += j.name.size();
+    }
+    for (const auto& p : snap->processes) {
+      n += p.loops.size() + p.last_decision.size() + p.jobs.size();
+      for (const auto& l : p.loops) {
+        for (const auto& j : l.jobs) n += j.name.size() + (j.busy_ns & 1);
+      }
+    }
     if (n == 0xFFFFFFFF) return 1;
   }
   return 0;

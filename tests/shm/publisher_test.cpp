@@ -95,7 +95,8 @@ TEST(PublisherTest, EveryFigureReadsBackAsPublished) {
   };
   int checked = 0;
   for (const FieldSpec& row : kSchema) {
-    if (row.type == FieldType::kString) continue;
+    // The job types' rows are read by name (JobsReadBackByName).
+    if (row.type == FieldType::kString || is_job_field(row.name)) continue;
     if (row.record == Record::kSegment) {
       const auto wrote = pool_figure_value(row.name, stats);
       if (!wrote) continue;  // the process's identity
@@ -115,6 +116,89 @@ TEST(PublisherTest, EveryFigureReadsBackAsPublished) {
     }
   }
   EXPECT_GE(checked, 30);
+}
+
+// Job types are read back per loop, summed per process by id, and per
+// service by name: here two processes' worth of pools registered them in
+// different orders.
+TEST(PublisherTest, JobsReadBackByName) {
+  TempShmPath file;
+  auto a = Publisher::attach(file.config("api"), "a", 2);
+  auto b = Publisher::attach(file.config("api"), "b", 1);
+  ASSERT_TRUE(a.ok() && b.ok());
+  (*a)->publish(stats_at("a", 2, 10));
+  PoolStats other_order = stats_at("b", 1, 20);
+  other_order.job_types = {"other", "work", "parse"};
+  std::swap(other_order.loops[0].jobs[1], other_order.loops[0].jobs[2]);
+  (*b)->publish(other_order);
+
+  const Snapshot snap = read(file);
+  ASSERT_EQ(snap.processes.size(), 2u);
+  const LoopSnapshot& l1 = snap.processes[0].loops[1];
+  ASSERT_EQ(l1.jobs.size(), 3u);
+  EXPECT_EQ(l1.jobs[1].name, "parse");
+  EXPECT_EQ(l1.jobs[1].busy_ns, 10u * 100 + 1);
+  EXPECT_EQ(l1.jobs[1].count, 10u);
+  EXPECT_EQ(l1.jobs[2].busy_ns, 10u * 200);
+  EXPECT_EQ(l1.jobs[2].count, 20u);
+  std::uint64_t sum = 0;
+  for (const JobSnapshot& j : l1.jobs) sum += j.busy_ns;
+  EXPECT_EQ(sum, l1.busy_ns) << "the split adds up to the busy time";
+  EXPECT_EQ(snap.processes[0].jobs[1].busy_ns, (1000u + 0) + (1000u + 1))
+      << "a process sums its loops";
+  for (const Figure& f : l1.figures) EXPECT_FALSE(is_job_field(f.name)) << f.name;
+
+  ASSERT_EQ(snap.services.size(), 1u);
+  const auto& jobs = snap.services[0].jobs;
+  ASSERT_EQ(jobs.size(), 3u);
+  EXPECT_EQ(jobs[0].name, "other");
+  EXPECT_EQ(jobs[1].name, "parse");
+  EXPECT_EQ(jobs[1].busy_ns, (1000u + 0) + (1000u + 1) + 2000u);
+  EXPECT_EQ(jobs[1].count, 10u + 10 + 20);
+  EXPECT_EQ(jobs[2].name, "work");
+  EXPECT_EQ(jobs[2].count, 20u + 20 + 40);
+}
+
+// A process of this version joins a file that a process of format 1.3
+// created (tests/shm/compat/format-1.3.bin, written by loopscale at format
+// 1.3): it claims a segment of the file's sizes and writes only the fields
+// the file has, so the 1.3 pools in it read as before.
+TEST(PublisherTest, JoinsAFileOfFormatOneThree) {
+  TempShmPath file;
+  std::filesystem::copy_file(LOOPSCALE_SOURCE_DIR "/tests/shm/compat/format-1.3.bin",
+                             file.path());
+  std::filesystem::permissions(file.path(), std::filesystem::perms::owner_read |
+                                                std::filesystem::perms::owner_write);
+  const auto before = read(file);
+  auto pub = Publisher::attach(file.config("gamma"), "g", 3);
+  ASSERT_TRUE(pub.ok()) << pub.status();
+  (*pub)->publish(stats_at("g", 3, 40));
+  const Snapshot snap = read(file);
+  EXPECT_EQ(snap.version_minor, 3u);
+  // The fixture's process is gone: the new pool may take one of its
+  // segments; the others read as before.
+  int kept = 0;
+  const ProcessSnapshot* g_ptr = nullptr;
+  for (const ProcessSnapshot& p : snap.processes) {
+    if (p.service == "gamma") g_ptr = &p;
+    for (const ProcessSnapshot& old : before.processes) {
+      if (old.offset != p.offset || p.service == "gamma") continue;
+      ++kept;
+      ASSERT_EQ(p.loops.size(), old.loops.size());
+      for (std::size_t k = 0; k < old.loops.size(); ++k) {
+        EXPECT_EQ(p.loops[k].busy_ns, old.loops[k].busy_ns);
+        EXPECT_EQ(p.loops[k].moves_failed, old.loops[k].moves_failed);
+      }
+    }
+  }
+  EXPECT_GE(kept, 2);
+  ASSERT_NE(g_ptr, nullptr);
+  const ProcessSnapshot& g = *g_ptr;
+  EXPECT_EQ(g.service, "gamma");
+  ASSERT_EQ(g.loops.size(), 3u);
+  EXPECT_EQ(g.loops[2].busy_ns, 40u * 1000 + 2);
+  EXPECT_EQ(g.loops[2].moves_out, 40u + 3);
+  EXPECT_TRUE(g.jobs.empty()) << "a 1.3 file has no room for job types";
 }
 
 TEST(PublisherTest, ConfiguredModeIsUsedForANewFile) {

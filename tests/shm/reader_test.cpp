@@ -8,6 +8,8 @@
 
 #include <cstring>
 #include <fstream>
+#include <iterator>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 
@@ -84,6 +86,16 @@ std::size_t rows_up_to_minor(std::uint32_t minor) {
   return n;
 }
 
+// The numeric rows of `record` up to `minor`, but the job types'.
+std::size_t rows_of(Record record, std::uint32_t minor) {
+  std::size_t n = 0;
+  for (const FieldSpec& f : kSchema) {
+    n += f.record == record && f.since_minor <= minor && f.type != FieldType::kString &&
+         !is_job_field(f.name);
+  }
+  return n;
+}
+
 // A file written by format 1.0 lacks `scheduling_lag_ns` and the moves: it
 // still reads, with those at zero.
 TEST_F(CorruptFileTest, FormatOneZeroFilesStillRead) {
@@ -131,6 +143,41 @@ TEST_F(CorruptFileTest, FormatOneTwoFilesStillRead) {
   for (const Figure& f : snap->services[0].figures) EXPECT_NE(f.name, "active_ns");
 }
 
+// A file written by loopscale at format 1.3 (tests/shm/compat/format-1.3.bin:
+// shm_fixture's pools alpha:a1:4:10, alpha:a2:2:20, beta:b:3:30, their
+// process gone) reads with every figure it had and no job types.
+TEST(FormatCompatibilityTest, AFileOfFormatOneThreeReads) {
+  std::ifstream in(LOOPSCALE_SOURCE_DIR "/tests/shm/compat/format-1.3.bin",
+                   std::ios::binary);
+  ASSERT_TRUE(in);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::uint64_t> words((bytes.size() + 7) / 8);
+  std::memcpy(words.data(), bytes.data(), bytes.size());
+  ReadOptions live;
+  live.liveness = [](std::uint64_t, std::optional<std::uint64_t>) { return std::string(); };
+  auto snap = parse_snapshot(reinterpret_cast<const std::byte*>(words.data()),
+                             bytes.size(), live);
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  EXPECT_EQ(snap->version_minor, 3u);
+  ASSERT_EQ(snap->processes.size(), 3u);
+  const ProcessSnapshot& a2 = snap->processes[1];
+  EXPECT_EQ(a2.pool, "a2");
+  ASSERT_EQ(a2.loops.size(), 2u);
+  EXPECT_EQ(a2.loops[1].busy_ns, 20u * 1000 + 1);
+  EXPECT_EQ(a2.loops[1].moves_out, 20u + 3);
+  EXPECT_EQ(a2.figures.size(), rows_of(Record::kSegment, 3));
+  EXPECT_TRUE(a2.jobs.empty());
+  EXPECT_TRUE(a2.loops[1].jobs.empty());
+  ASSERT_EQ(snap->services.size(), 2u);
+  EXPECT_TRUE(snap->services[0].jobs.empty());
+}
+
+// A 1.4 file must have the job types.
+TEST_F(CorruptFileTest, FormatOneFourWithoutJobTypesIsCorrupt) {
+  put(offsetof(FileHeader, schema_count), rows_up_to_minor(3));
+  EXPECT_THAT(parse().status().message(), HasSubstr("lacks the"));
+}
+
 // A 1.3 file must have the histogram.
 TEST_F(CorruptFileTest, FormatOneThreeWithoutTheHistogramIsCorrupt) {
   put(offsetof(FileHeader, schema_count), rows_up_to_minor(2));
@@ -161,7 +208,8 @@ TEST_F(CorruptFileTest, TruncatedFiles) {
   EXPECT_THAT(parse(64).status().message(), HasSubstr("truncated: 64 bytes"));
   EXPECT_THAT(parse(kHeaderSize).status().message(),
               HasSubstr("truncated: used_bytes"));
-  EXPECT_THAT(parse(2048).status().message(), HasSubstr("header_size = 4096"));
+  EXPECT_THAT(parse(2048).status().message(),
+              HasSubstr(absl::StrCat("header_size = ", kHeaderSize)));
 }
 
 TEST_F(CorruptFileTest, HugeSchemaCount) {

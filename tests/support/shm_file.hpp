@@ -59,7 +59,8 @@ class TempShmPath {
 
 // Figures where every loop i of a pool published at step k reads
 // handlers = k, busy = k * 1000 + i, utilization = (i % 4) / 4.0, so a reader
-// can tell which publish a value came from.
+// can tell which publish a value came from. Job types: "parse" k * 100 + i
+// ns busy, k entries; "work" k * 200 ns, 2k entries; "other" the rest.
 inline PoolStats stats_at(std::string name, std::size_t loops, std::uint64_t k) {
   PoolStats s;
   s.name = std::move(name);
@@ -76,6 +77,7 @@ inline PoolStats stats_at(std::string name, std::size_t loops, std::uint64_t k) 
   }
   s.lag_histogram.count = k + 10;
   s.lag_histogram.sum = std::chrono::nanoseconds(k * 11);
+  s.job_types = {"other", "parse", "work"};
   for (std::size_t i = 0; i < loops; ++i) {
     LoopStats l;
     l.index = i;
@@ -94,6 +96,8 @@ inline PoolStats stats_at(std::string name, std::size_t loops, std::uint64_t k) 
     l.moves_failed = i;
     l.active_time = std::chrono::nanoseconds(k * 13 + i);
     l.registrations_total = k + i + 4;
+    const std::chrono::nanoseconds parse(k * 100 + i), work(k * 200);
+    l.jobs = {{l.busy - parse - work, 0}, {parse, k}, {work, 2 * k}};
     s.loops.push_back(l);
   }
   return s;

@@ -40,9 +40,14 @@ std::optional<FigureValue> pool_figure_value(std::string_view name,
                                        const PoolStats& stats);
 
 // The value of loop figure `name` (a loop row of kSchema); nullopt for an
-// unknown name.
+// unknown name. A job type's slot the process has not registered reads 0.
 std::optional<FigureValue> loop_figure_value(std::string_view name,
                                              const LoopStats& loop);
+
+// The job type name of slot field `name` (`job<i>_name`): the process's job
+// type of id i, empty if not registered; nullopt for another field.
+std::optional<std::string_view> job_name_value(std::string_view name,
+                                               const PoolStats& stats);
 
 }  // namespace loopscale::shm
 

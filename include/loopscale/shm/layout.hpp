@@ -48,6 +48,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "loopscale/job_type.hpp"
+
 namespace loopscale::shm {
 
 // The eight bytes at offset 0: "LOOPSCAL".
@@ -58,8 +60,10 @@ inline constexpr std::array<char, 8> kMagic = {'L', 'O', 'O', 'P',
 inline constexpr std::uint32_t kVersionMajor = 1;
 // 1.1 added the loop field `scheduling_lag_ns`; 1.2 the connection moves
 // (loop fields `moves_in`, `moves_out`, `moves_failed`, segment field
-// `moves_requested`).
-inline constexpr std::uint32_t kVersionMinor = 3;
+// `moves_requested`); 1.3 the lag histogram, `active_ns` and
+// `registrations_total`; 1.4 the job types (larger loop slots, see
+// kJobSlots).
+inline constexpr std::uint32_t kVersionMinor = 4;
 // Written as a native u64: a reader that sees other bytes has the wrong
 // byte order.
 inline constexpr std::uint64_t kByteOrderMark = 0x0102030405060708ULL;
@@ -145,15 +149,29 @@ struct SegmentRecord {
 
 // One loop's slot: eight-byte words whose meaning is kSchema's loop rows
 // (their offsets are fixed there, in order; a minor version only adds rows,
-// in the words still free).
+// in the words still free or by a larger slot). Files before 1.4 have slots
+// of the first 16 words.
 struct LoopRecord {
-  std::uint64_t words[16];
+  std::uint64_t words[16 + 2 * kMaxJobTypes];
 };
+inline constexpr std::size_t kLoopRecordV10Size = 128;
+
+// Job types (format 1.4; loopscale/job_type.hpp): slot i is the publishing
+// process's job type of id i, slot 0 "other". Each loop has a busy time and
+// a count per slot (`job<i>_busy_ns`, `job<i>_count`), the segment the
+// slots' names (`job<i>_name`, empty for a slot not registered). Slots are
+// per process: readers add job figures up by name, never by slot, and the
+// generic per-service aggregation leaves them out (Aggregation::kNone).
+inline constexpr std::size_t kJobSlots = kMaxJobTypes;
+inline constexpr std::size_t kJobNameBytes = 24;
+inline constexpr std::uint32_t kJobNamesOffset = 616;   // in SegmentRecord
+inline constexpr std::uint32_t kJobFiguresOffset = 128;  // in LoopRecord
+static_assert(kMaxJobTypeName < kJobNameBytes);
 
 static_assert(sizeof(FileHeader) == 128);
 static_assert(sizeof(SchemaEntry) == 64);
 static_assert(sizeof(SegmentRecord) == 1024);
-static_assert(sizeof(LoopRecord) == 128);
+static_assert(sizeof(LoopRecord) == 384);
 static_assert(offsetof(SegmentRecord, seq) == 8);
 static_assert(offsetof(SegmentRecord, generation) == 32);
 static_assert(offsetof(FileHeader, used_bytes) == 72);
@@ -162,9 +180,10 @@ static_assert(offsetof(SegmentRecord, added) == 536);
 // The first byte under a segment's seqlock.
 inline constexpr std::size_t kSeqlockedOffset = offsetof(SegmentRecord, generation);
 // Where the schema table starts, and where segments start in files this
-// version creates (room for the schema to grow in later minor versions).
+// version creates (room for the schema to grow in later minor versions;
+// files before 1.4 have 4096).
 inline constexpr std::size_t kSchemaOffset = sizeof(FileHeader);
-inline constexpr std::size_t kHeaderSize = 4096;
+inline constexpr std::size_t kHeaderSize = 8192;
 
 // How a figure is exported in the Prometheus text format, by
 // `loopscale-top --format prometheus` and the example server's /metrics
@@ -235,10 +254,8 @@ constexpr FieldSpec lag_bucket(std::string_view name, std::uint32_t offset,
                  1.0, le_label, "_bucket"});
 }
 
-// Every field a reader may use, in the order they are written to the file.
-// Names are unique across both records; rows added by a minor version come
-// after those of the versions before it.
-inline constexpr std::array kSchema = {
+// The fields before the job types (formats 1.0 to 1.3).
+inline constexpr std::array kSchemaBeforeJobs = {
     LOOPSCALE_SHM_SEGMENT(kU64, generation, "count", kNone, 0),
     LOOPSCALE_SHM_SEGMENT(kU64, pid, "pid", kNone, 0),
     LOOPSCALE_SHM_SEGMENT(kU64, start_time, "ticks", kNone, 0),
@@ -344,7 +361,55 @@ inline constexpr std::array kSchema = {
             "_sum"}),
 };
 
-#undef LOOPSCALE_SHM_FIELD_SINCE
+// The job types' rows' names, by slot.
+inline constexpr std::array<std::string_view, kJobSlots> kJobNameFields = {
+    "job0_name",  "job1_name",  "job2_name",  "job3_name",
+    "job4_name",  "job5_name",  "job6_name",  "job7_name",
+    "job8_name",  "job9_name",  "job10_name", "job11_name",
+    "job12_name", "job13_name", "job14_name", "job15_name"};
+inline constexpr std::array<std::string_view, kJobSlots> kJobBusyFields = {
+    "job0_busy_ns",  "job1_busy_ns",  "job2_busy_ns",  "job3_busy_ns",
+    "job4_busy_ns",  "job5_busy_ns",  "job6_busy_ns",  "job7_busy_ns",
+    "job8_busy_ns",  "job9_busy_ns",  "job10_busy_ns", "job11_busy_ns",
+    "job12_busy_ns", "job13_busy_ns", "job14_busy_ns", "job15_busy_ns"};
+inline constexpr std::array<std::string_view, kJobSlots> kJobCountFields = {
+    "job0_count",  "job1_count",  "job2_count",  "job3_count",
+    "job4_count",  "job5_count",  "job6_count",  "job7_count",
+    "job8_count",  "job9_count",  "job10_count", "job11_count",
+    "job12_count", "job13_count", "job14_count", "job15_count"};
+
+// True for the job types' rows, which readers and exporters handle by name
+// (above) rather than as figures of their own.
+constexpr bool is_job_field(std::string_view name) {
+  return name.size() > 3 && name.substr(0, 3) == "job" && name[3] >= '0' &&
+         name[3] <= '9';
+}
+
+constexpr auto with_job_rows() {
+  std::array<FieldSpec, kSchemaBeforeJobs.size() + 3 * kJobSlots> out{};
+  std::size_t n = 0;
+  for (const FieldSpec& f : kSchemaBeforeJobs) out[n++] = f;
+  for (std::size_t i = 0; i < kJobSlots; ++i) {
+    out[n++] = FieldSpec{kJobNameFields[i], Record::kSegment, FieldType::kString,
+                         static_cast<std::uint32_t>(kJobNamesOffset + i * kJobNameBytes),
+                         static_cast<std::uint32_t>(kJobNameBytes), "",
+                         Aggregation::kNone, 4};
+  }
+  for (std::size_t i = 0; i < kJobSlots; ++i) {
+    const auto at = static_cast<std::uint32_t>(kJobFiguresOffset + 16 * i);
+    out[n++] = loop_figure(kJobBusyFields[i], FieldType::kU64, at, "ns",
+                           Aggregation::kNone, 4);
+    out[n++] = loop_figure(kJobCountFields[i], FieldType::kU64, at + 8, "count",
+                           Aggregation::kNone, 4);
+  }
+  return out;
+}
+
+// Every field a reader may use, in the order they are written to the file.
+// Names are unique across both records; rows added by a minor version come
+// after those of the versions before it.
+inline constexpr auto kSchema = with_job_rows();
+static_assert(kJobNamesOffset + kJobSlots * kJobNameBytes <= sizeof(SegmentRecord));
 
 // Bytes of a segment with `loops` slots in a file with these record sizes,
 // rounded up to 64 so that segments start on a cache line.

@@ -73,6 +73,14 @@ struct Figure {
   double as_double() const { return is_float ? f : static_cast<double>(u); }
 };
 
+// One job type's figures (format 1.4; loopscale/job_type.hpp): of a loop,
+// or summed by name over a process's or a service's loops.
+struct JobSnapshot {
+  std::string name;
+  std::uint64_t busy_ns = 0;
+  std::uint64_t count = 0;
+};
+
 struct LoopSnapshot {
   std::uint64_t index = 0;
   std::uint64_t state = 0;     // LoopState's value
@@ -91,7 +99,11 @@ struct LoopSnapshot {
   std::uint64_t moves_in = 0;
   std::uint64_t moves_out = 0;
   std::uint64_t moves_failed = 0;
-  // Every numeric loop field of the schema, in schema order.
+  // By the process's job type id, the ones it registered ("other" first);
+  // empty in files before format 1.4.
+  std::vector<JobSnapshot> jobs;
+  // Every numeric loop field of the schema but the job types', in schema
+  // order.
   std::vector<Figure> figures;
 };
 
@@ -124,6 +136,8 @@ struct ProcessSnapshot {
   std::uint64_t last_rule = 0;
   std::string last_decision;
   std::vector<LoopSnapshot> loops;
+  // The loops' job types summed, by id.
+  std::vector<JobSnapshot> jobs;
   // Every numeric segment field of the schema, in schema order.
   std::vector<Figure> figures;
 };
@@ -137,6 +151,9 @@ struct ServiceSnapshot {
   std::uint64_t loops = 0;
   std::uint64_t active_loops = 0;
   double utilization = 0.0;   // mean over the service's loops
+  // The job types of its loops, summed by name: "other" first, then by
+  // name.
+  std::vector<JobSnapshot> jobs;
   // Every numeric field whose rule is not kNone: segment fields over the
   // pools, loop fields over the loops; in schema order.
   std::vector<Figure> figures;
