@@ -12,8 +12,14 @@
 #include <future>
 #include <string>
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/redirect_error.hpp>
+
 #include "loopscale/activity.hpp"
+#include "loopscale/awaitable.hpp"
 #include "loopscale/event_loop.hpp"
+#include "loopscale/io.hpp"
 #include "loopscale/job_scope.hpp"
 #include "loopscale/job_type.hpp"
 #include "support/wait.hpp"
@@ -250,6 +256,34 @@ TEST_F(JobTypeTest, BindJobRunsTheHandlerAsTheJobAndKeepsItsExecutor) {
   EXPECT_EQ(s.jobs[flush.id()].count, 1u);
   loop.stop();
   other.stop();
+}
+
+// A coroutine tagged at a co_await runs as the job from the operation's
+// completion to its next co_await.
+TEST_F(JobTypeTest, ATokenWrappedByBindJobTagsTheCoroutinesResumption) {
+  const JobType resume = register_job_type("resume").value();
+  EventLoop loop(0);
+  loop.start();
+  std::promise<void> done;
+  asio::co_spawn(
+      loop.get_executor(),
+      [&]() -> awaitable<void> {
+        steady_timer timer(co_await asio::this_coro::executor);
+        timer.expires_after(0ms);
+        std::error_code ec;
+        co_await timer.async_wait(bind_job(resume, asio::redirect_error(use_awaitable, ec)));
+        stay_busy(2ms);  // after the completion: the job's
+        timer.expires_after(0ms);
+        co_await timer.async_wait(use_awaitable);
+        done.set_value();  // after an untagged completion: "other"
+      },
+      asio::detached);
+  done.get_future().wait();
+  ASSERT_TRUE(testing::eventually([&] { return loop.activity().busy_now == false; }));
+  const auto s = loop.jobs();
+  EXPECT_GE(s.jobs[resume.id()].busy, 2ms);
+  EXPECT_EQ(s.jobs[resume.id()].count, 1u);
+  loop.stop();
 }
 
 TEST_F(JobTypeTest, AScopeOffALoopDoesNothing) {

@@ -33,6 +33,8 @@
 #include "accept_backoff.hpp"
 #include "loopscale/awaitable.hpp"
 #include "loopscale/io.hpp"
+#include "loopscale/job_scope.hpp"
+#include "loopscale/job_type.hpp"
 #include "loopscale/loop_pool.hpp"
 #include "loopscale/session.hpp"
 
@@ -50,11 +52,17 @@ struct EchoState {
   std::array<char, 4096> buf{};
 };
 
+// The job type of the echo (loopscale/job_type.hpp): from a read's
+// completion to the write's start (a speculative write, usually the whole
+// echo); the wait for the write to finish is "other".
+loopscale::JobType echo_job;
+
 loopscale::awaitable<void> echo(loopscale::Session<EchoState>& s) {
   while (!s.leaving()) {  // the boundary: between two reads
     std::error_code ec;
     const std::size_t n = co_await s.async_read_some(
-        asio::buffer(s.state().buf), asio::redirect_error(use_awaitable, ec));
+        asio::buffer(s.state().buf),
+        loopscale::bind_job(echo_job, asio::redirect_error(use_awaitable, ec)));
     if (ec) co_return;  // closed, or interrupted to leave its loop
     co_await asio::async_write(s.socket(), asio::buffer(s.state().buf, n),
                                asio::redirect_error(use_awaitable, ec));
@@ -85,6 +93,7 @@ loopscale::awaitable<void> accept(loopscale::tcp_acceptor& acceptor,
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  echo_job = loopscale::register_job_type("echo").value();  // a valid name, the first
   loopscale::PoolOptions options;
   options.name = "echo";
   if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {

@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "loopscale/job_scope.hpp"
 #include "request_parser.hpp"
 
 namespace loopscale::http {
@@ -61,6 +62,8 @@ std::string answer(const Request& req, const Routes& routes, bool may_keep_alive
   const std::size_t q = url.find('?');
   const std::string_view path = url.substr(0, q);
   const std::string_view query = q == std::string_view::npos ? "" : url.substr(q + 1);
+  // The answer is the route's work, but /metrics', which is its own.
+  JobScope job(path == "/metrics" ? routes.jobs.metrics : routes.jobs.work);
   if (req.method != "GET") {
     return response(405, "Method Not Allowed", "only GET is served\n", keep_alive, kTextPlain, extra);
   }
@@ -177,7 +180,11 @@ serve_requests(Connection& c, RequestParser& parser,
         asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
     if (ec) co_return;  // closed, timed out, or interrupted to leave
     requests.clear();
-    const RequestParser::Status status = parser.feed(buf.data(), n, requests);
+    RequestParser::Status status;
+    {
+      JobScope job(routes.jobs.parse);
+      status = parser.feed(buf.data(), n, requests);
+    }
     if (!parser.in_message()) {
       started.reset();
     } else if (!started || !requests.empty()) {
@@ -255,6 +262,17 @@ asio::awaitable<void, asio::io_context::executor_type> serve_plain(
   co_await serve_requests(c, parser, started, routes);
   std::error_code ignored;
   socket.close(ignored);
+}
+
+absl::StatusOr<HttpJobs> register_http_jobs() {
+  HttpJobs jobs;
+  for (auto [job, name] : {std::pair{&jobs.accept, "accept"}, std::pair{&jobs.parse, "parse"},
+                           std::pair{&jobs.work, "work"}, std::pair{&jobs.metrics, "metrics"}}) {
+    auto registered = register_job_type(name);
+    if (!registered.ok()) return registered.status();
+    *job = *registered;
+  }
+  return jobs;
 }
 
 }  // namespace loopscale::http

@@ -41,13 +41,29 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include "absl/status/statusor.h"
 #include "load_report.hpp"
+#include "loopscale/job_type.hpp"
 #include "loopscale/session.hpp"
 #include "request_parser.hpp"
 
 namespace loopscale::http {
 
+// The job types the server marks (loopscale/job_type.hpp), so that
+// `loopscale-top` and /metrics tell what its loops are busy with: "accept"
+// (starting a session for a new connection), "parse" (request bytes through
+// the parser), "work" (a route's answer, /work's included) and "metrics"
+// (the /metrics text). Reading, writing and moving count as "other".
+struct HttpJobs {
+  JobType accept, parse, work, metrics;
+};
+// Registers the four; an error only if the process registered too many
+// job types of its own.
+absl::StatusOr<HttpJobs> register_http_jobs();
+
 struct Routes {
+  // What the job types are (all "other" until registered).
+  HttpJobs jobs;
   // Returns the body of GET /metrics.
   std::function<std::string()> metrics;
   // A connection idle between requests for this long is closed.

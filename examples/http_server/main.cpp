@@ -38,6 +38,7 @@
 #include "accept_backoff.hpp"
 #include "connection.hpp"
 #include "loopscale/awaitable.hpp"
+#include "loopscale/job_scope.hpp"
 #include "loopscale/loop_pool.hpp"
 #include "prometheus.hpp"
 
@@ -245,6 +246,9 @@ int main(int argc, char** argv) {
     pool->start();
   }
 
+  auto jobs = loopscale::http::register_http_jobs();
+  if (!jobs.ok()) return fail(std::string(jobs.status().message()), 1);
+  routes.jobs = *jobs;
   routes.idle_timeout = absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_idle_timeout));
   routes.request_timeout = absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_request_timeout));
   if (*orca != loopscale::http::OrcaFormat::kOff) {
@@ -277,6 +281,7 @@ int main(int argc, char** argv) {
     // suspends a loop that still has clients, and moves (or closes, per
     // --rebalance) when the pool wants it elsewhere.
     auto start_session = [&pool, &routes, rebalance](Socket<loopscale::LoopExecutor> s) {
+      loopscale::JobScope job(routes.jobs.accept);  // on the acceptor's loop
       loopscale::spawn_session(
           *pool, std::move(s), loopscale::http::HttpState{},
           [&routes](loopscale::Session<loopscale::http::HttpState>& session) {

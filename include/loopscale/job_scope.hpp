@@ -15,6 +15,11 @@
 //   // kept):
 //   timer.async_wait(loopscale::bind_job(kFlush, [&](std::error_code ec) { ... }));
 //
+//   // A coroutine's resumption: the completion token wrapped, the coroutine
+//   // runs as the job from the operation's completion to its next co_await
+//   // (the next operation's start, a speculative read or write, included):
+//   n = co_await s.async_read_some(buf, loopscale::bind_job(kEcho, use_awaitable));
+//
 // The time from a scope's start to its end goes to its job type and the
 // job's count grows by one; scopes nest (the inner job's time is its own,
 // not the outer's, and the outer job resumes when the inner ends). Time in
@@ -38,6 +43,7 @@
 #include <utility>
 
 #include <asio/associator.hpp>
+#include <asio/async_result.hpp>
 
 #include "loopscale/job_type.hpp"
 
@@ -104,6 +110,34 @@ struct asio::associator<Associator, loopscale::JobBinder<Handler>, Default> {
   static type get(const loopscale::JobBinder<Handler>& b,
                   const Default& d = Default()) noexcept {
     return Associator<Handler, Default>::get(b.get(), d);
+  }
+};
+
+namespace loopscale::detail {
+// The handler type Asio's handler checks ask of a token's async_result,
+// when the wrapped one has it (a handler's has; use_awaitable's need not).
+template <class Result, class = void>
+struct JobBinderHandlerType {};
+template <class Result>
+struct JobBinderHandlerType<Result, std::void_t<typename Result::completion_handler_type>> {
+  using completion_handler_type = JobBinder<typename Result::completion_handler_type>;
+};
+}  // namespace loopscale::detail
+
+// `bind_job(job, token)` as a completion token: the operation's handler,
+// whatever the token makes of it, is wrapped to run as `job`.
+template <class Token, class... Signatures>
+struct asio::async_result<loopscale::JobBinder<Token>, Signatures...>
+    : loopscale::detail::JobBinderHandlerType<asio::async_result<Token, Signatures...>> {
+  template <class Initiation, class RawToken, class... Args>
+  static auto initiate(Initiation&& initiation, RawToken&& token, Args&&... args) {
+    return asio::async_initiate<Token, Signatures...>(
+        [job = token.job(), init = std::forward<Initiation>(initiation)](
+            auto&& handler, auto&&... init_args) mutable {
+          std::move(init)(loopscale::bind_job(job, std::forward<decltype(handler)>(handler)),
+                          std::forward<decltype(init_args)>(init_args)...);
+        },
+        std::forward<RawToken>(token).get(), std::forward<Args>(args)...);
   }
 };
 
