@@ -3,7 +3,8 @@
 pool, driven by loadgen through idle -> ramp -> peak -> idle (about 60 s),
 watched live through the shared memory with loopscale-top. Ends with a
 timeline of offered load, active loops and mean utilization, and an SVG chart
-of it (demo-timeline.svg). Exits 0 only if the pool scaled up under the load
+of it (demo-timeline.svg), with what the loops were busy with at peak (the
+job types' shares). Exits 0 only if the pool scaled up under the load
 and back down after it.
 
 With --keep-alive the load comes from eight keep-alive clients (loadgen
@@ -94,7 +95,11 @@ while loadgen.poll() is None:
         {"active": "A", "draining": "D", "suspending": "s"}.get(l["state"], "-") +
         "[" + ("#" * round(l["utilization"] * 8)).ljust(8, ".") + "]" for l in loops)
     moves = sum(l.get("moves_in", 0) for l in loops)
-    timeline.append((t, offered(t), svc["active_loops"], svc["utilization"], states, moves))
+    # The service's busy time by job type so far (http_server marks accept,
+    # parse, work and metrics; the rest is "other").
+    job_busy = {name: j["busy_ns"] for name, j in svc.get("jobs", {}).items()}
+    timeline.append((t, offered(t), svc["active_loops"], svc["utilization"], states, moves,
+                     job_busy))
     print(f"{t:5.1f}s {offered(t):6d}/s {svc['active_loops']:6d} {svc['utilization']:5.2f}  {bars}"
           f"  moves {moves:.0f}", flush=True)
 
@@ -113,6 +118,22 @@ for b in range(0, duration, 5):
               f"{min(x[2] for x in rows):5d} .. {max(x[2] for x in rows):<5d}"
               f"{sum(x[3] for x in rows) / len(rows):10.2f} {moved - moved_before:6.0f}")
         moved_before = moved
+
+# What the loops were busy with at peak: the job types' shares of the busy
+# time in the 5 s bucket of the highest mean utilization.
+peak_text = ""
+buckets = [[x for x in timeline if b <= x[0] < b + 5] for b in range(0, duration, 5)]
+buckets = [rows for rows in buckets if len(rows) >= 2]
+if buckets:
+    rows = max(buckets, key=lambda rows: sum(x[3] for x in rows) / len(rows))
+    first, last_row = rows[0][6], rows[-1][6]
+    spent = {n: last_row[n] - first.get(n, 0) for n in last_row}
+    total = sum(spent.values())
+    if total > 0:
+        shares = sorted(spent.items(), key=lambda kv: -kv[1])
+        peak_text = (f"busy at peak ({rows[0][0]:.0f}-{rows[-1][0]:.0f} s): " +
+                     "  ".join(f"{n} {100 * v / total:.1f}%" for n, v in shares))
+        print("\n" + peak_text)
 
 # The chart: offered load (loops' worth), active loops, utilization x max.
 W, H, PAD = 800, 320, 40
@@ -143,6 +164,7 @@ svg = f"""<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-
 <text x="{W - PAD}" y="40" font-size="11" text-anchor="end" fill="#999">- - offered load (loops' worth of work)</text>
 <text x="{W - PAD}" y="54" font-size="11" text-anchor="end" fill="#1f77b4">active loops</text>
 <text x="{W - PAD}" y="68" font-size="11" text-anchor="end" fill="#ff7f0e">mean utilization x {max_loops}</text>
+<text x="{W / 2}" y="{H - 10}" font-size="11" text-anchor="middle">{peak_text}</text>
 </svg>
 """
 with open("demo-timeline.svg", "w") as f:
