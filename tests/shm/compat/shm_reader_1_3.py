@@ -1,4 +1,8 @@
 #!/usr/bin/env python3
+# FROZEN: examples/shm_reader.py as it was at format 1.3 (commit df906c4),
+# kept unchanged on purpose so that tests/e2e/shm_tools_test.py can show a
+# reader of the previous format reading files of the current one. Do not
+# update it; freeze a new copy when the format's minor version changes again.
 """Reads a loopscale shared-memory metrics file with the standard library only.
 
 It knows the fixed header and the four fixed words of a segment (see
