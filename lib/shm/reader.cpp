@@ -170,7 +170,12 @@ absl::Status decode(const std::byte* seg, const detail::SegmentExtent& s,
   // The job type slots in use: those with a name.
   std::vector<std::size_t> job_slots;
   for (std::size_t j = 0; j < kJobSlots; ++j) {
-    if (r.job_name[j] == nullptr) continue;
+    // A slot needs all three fields (a file of minor 1.3 or less may carry
+    // some rows of a later version, or a corrupt one only some).
+    if (r.job_name[j] == nullptr || r.job_busy_ns[j] == nullptr ||
+        r.job_count[j] == nullptr) {
+      continue;
+    }
     std::string name = detail::field_text(seg, *r.job_name[j]);
     if (name.empty()) continue;
     job_slots.push_back(j);

@@ -172,6 +172,21 @@ TEST(FormatCompatibilityTest, AFileOfFormatOneThreeReads) {
   EXPECT_TRUE(snap->services[0].jobs.empty());
 }
 
+// A job type slot whose name row is there but whose figures are not (a
+// corrupt schema of an older minor that carries some newer rows) is left
+// out, not read through a missing field.
+TEST_F(CorruptFileTest, AJobSlotWithoutItsFiguresIsLeftOut) {
+  std::uint32_t minor = 3;
+  std::memcpy(bytes() + offsetof(FileHeader, version_minor), &minor, 4);
+  // The 1.3 rows and the 16 name rows, which come first among 1.4's.
+  put(offsetof(FileHeader, schema_count), rows_up_to_minor(3) + kJobSlots);
+  auto snap = parse();
+  ASSERT_TRUE(snap.ok()) << snap.status();
+  ASSERT_FALSE(snap->processes.empty());
+  EXPECT_TRUE(snap->processes[0].jobs.empty());
+  EXPECT_TRUE(snap->processes[0].loops[0].jobs.empty());
+}
+
 // A 1.4 file must have the job types.
 TEST_F(CorruptFileTest, FormatOneFourWithoutJobTypesIsCorrupt) {
   put(offsetof(FileHeader, schema_count), rows_up_to_minor(3));
