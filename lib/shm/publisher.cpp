@@ -398,7 +398,7 @@ void Publisher::write_locked(const PoolStats& stats) {
     if (f->record != Record::kSegment) continue;
     if (f->type == FieldType::kString) {
       // The job types' names (the texts above are the record's own).
-      if (auto name = job_name_value(f->name, stats)) {
+      if (auto name = job_name_value(f->name, stats); name && !name->empty()) {
         std::memcpy(image_.data() + f->offset - kSeqlockedOffset, name->data(),
                     std::min<std::size_t>(name->size(), f->size - 1));
       }
