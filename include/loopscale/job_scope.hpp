@@ -2,7 +2,7 @@
 // job_scope.hpp
 // -----------------------------------------------------------------------------
 //
-// Marking the job a loop is doing (job types: job_type.hpp). Two ways:
+// Marking the job a loop is doing (job types: job_type.hpp). Three ways:
 //
 //   // A part of a handler, or of a coroutine between two co_awaits:
 //   {
