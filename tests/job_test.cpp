@@ -288,8 +288,14 @@ TEST_F(JobTypeTest, ATokenWrappedByBindJobTagsTheCoroutinesResumption) {
 
 TEST_F(JobTypeTest, AScopeOffALoopDoesNothing) {
   const JobType job = register_job_type("job").value();
-  JobScope scope(job);  // the test's own thread: no loop, no effect, no crash
-  SUCCEED();
+  EventLoop loop(0);
+  loop.start();
+  run_on(loop, [] {});  // the loop has run a handler of its own
+  {
+    JobScope scope(job);  // the test's own thread: no loop's recorder
+  }
+  EXPECT_EQ(loop.jobs().jobs[job.id()].count, 0u);
+  loop.stop();
 }
 
 }  // namespace

@@ -211,6 +211,23 @@ try:
     check(r.returncode == 0,
           "the rules' capacity ratios, per process and for the service, equal "
           "Σ busy / Σ max_loops from loopscale-top (promtool test rules)")
+
+    # Not vacuous: the same scrapes against a copy of the rules whose
+    # max_loops is 5% off must fail.
+    with open(rules) as f:
+        good = f.read()
+    needle = "expr: sum by (job, instance) (loopscale_pool_max_loops)\n"
+    broken_rules = os.path.join(work, "broken-rules.yml")
+    with open(broken_rules, "w") as f:
+        f.write(good.replace(needle, needle[:-1] + " * 1.05\n"))
+    check(needle in good, "the broken copy changes the max_loops rule")
+    with open(test_file) as f:
+        broken_test = f.read().replace(f"  - {rules}", f"  - {broken_rules}")
+    with open(test_file, "w") as f:
+        f.write(broken_test)
+    r = subprocess.run(["promtool", "test", "rules", test_file],
+                       capture_output=True, text=True, timeout=DEADLINE)
+    check(r.returncode != 0, "a copy of the rules with max_loops 5% off fails the comparison")
 finally:
     for proc, _ in servers:
         proc.terminate()
