@@ -302,6 +302,9 @@ class Session {
     if (detail::hand_over(socket_, target)) return fail_move();
     home_->moves_out_.fetch_add(1, std::memory_order_relaxed);
     target.moves_in_.fetch_add(1, std::memory_order_relaxed);
+    // The descriptor has left home's reactor: home stops counting it before
+    // the target starts, so no reader sees it counted on both loops.
+    registration_.release();
     registration_ = target.register_connection();
     home_ = &target;
     ++moves_;
