@@ -305,8 +305,10 @@ void EventLoop::thread_main() {
     if (epoch != epoch_ || stop_requested_) continue;
     ctx_.restart();
     leave_thread_locked();
-    state_.store(LoopState::kSuspended);
+    // Counted before the state is published: whoever sees kSuspended sees
+    // this suspension counted.
     suspensions_.fetch_add(1, std::memory_order_relaxed);
+    state_.store(LoopState::kSuspended);
     return;
   }
 }

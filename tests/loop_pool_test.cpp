@@ -1,5 +1,9 @@
-// LoopPool in real time: small windows, generous deadlines, busy time made by
-// sleeping inside handlers (so CPU contention does not change the reading).
+// LoopPool with real loops and threads. The tests of what the pool does with
+// a decision (shrinking, waking, taking a loop back) tick its monitor by hand
+// over hour-long windows, so that no scheduling delay changes a decision; the
+// few that need its own thread (growth, publishing, lag) make busy time by
+// sleeping inside handlers, which CPU contention cannot shorten, and wait for
+// what only more load could delay.
 
 #include "loopscale/loop_pool.hpp"
 
@@ -42,6 +46,39 @@ std::unique_ptr<LoopPool> make_pool(const PoolOptions& o) {
   auto pool = LoopPool::create(o);
   EXPECT_TRUE(pool.ok()) << pool.status();
   return *std::move(pool);
+}
+
+// For the tests of what the pool does with a decision. Its monitor's own
+// thread takes the baseline and then waits an hour; the test ticks it by
+// hand with `tick_until`. In a 20 ms window an idle loop whose probe waits
+// 2 ms for a CPU behind two hogs reads as saturated, and the pool grows
+// instead of shrinking; no wait a loaded machine makes is a visible part of
+// an hour, so every decision is the same on any machine.
+PoolOptions hand_ticked(std::size_t max_loops, std::size_t min_loops) {
+  PoolOptions o = fast_options(max_loops, min_loops);
+  o.scaling.window = 1h;
+  return o;
+}
+
+// Ticks `pool`'s monitor an hour of its clock at a time until `done()`
+// holds; false if 32 windows (far more than any bound, patience or lookback
+// in these tests needs) did not make it hold.
+template <class Done>
+bool tick_until(LoopPool& pool, Clock::time_point& now, Done done) {
+  for (int i = 0; i < 32; ++i) {
+    if (done()) return true;
+    pool.monitor().tick(now += 1h);
+  }
+  return done();
+}
+
+// Returns how many of `pool`'s loops have given their thread back.
+std::size_t suspended_count(LoopPool& pool) {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < pool.size(); ++i) {
+    n += pool.loop(i).state() == LoopState::kSuspended;
+  }
+  return n;
 }
 
 // Keeps the handler on one loop busy for `busy` of every `period`, until
@@ -151,21 +188,16 @@ TEST(LoopPoolTest, AnUnusableMetricsFileLeavesThePoolRunning) {
 
 TEST(LoopPoolTest, IdlePoolShrinksToMinLoopsAndGivesThreadsBack) {
   const std::size_t before = thread_count();
-  auto pool = make_pool(fast_options(4, 1));
+  auto pool = make_pool(hand_ticked(4, 1));
   pool->start();
   EXPECT_GE(thread_count(), before + 4);  // four loops (and the monitor)
-  ASSERT_TRUE(eventually([&] { return pool->active_count() == 1; }));
-  ASSERT_TRUE(eventually([&] {
-    std::size_t suspended = 0;
-    for (std::size_t i = 0; i < pool->size(); ++i) {
-      suspended += pool->loop(i).state() == LoopState::kSuspended;
-    }
-    return suspended == 3;
-  }));
+  Clock::time_point now = Clock::now();
+  ASSERT_TRUE(tick_until(*pool, now, [&] { return pool->active_count() == 1; }));
+  EXPECT_GE(pool->stats().scale_downs, 1u);
+  ASSERT_TRUE(eventually([&] { return suspended_count(*pool) == 3; }));
   // One loop and the monitor are left.
   EXPECT_TRUE(eventually([&] { return thread_count() <= before + 2; }))
       << thread_count() << " threads, " << before << " before start";
-  EXPECT_GE(pool->stats().scale_downs, 1u);
 }
 
 TEST(LoopPoolTest, ABusyLoopMakesThePoolGrow) {
@@ -174,36 +206,23 @@ TEST(LoopPoolTest, ABusyLoopMakesThePoolGrow) {
   ASSERT_TRUE(eventually([&] { return pool->active_count() == 1; }));
   std::uint64_t ups_before = pool->stats().scale_ups;
   PeriodicLoad load(pool->next(), 10ms, 9ms);  // 90% busy
-  EXPECT_TRUE(eventually([&] { return pool->active_count() >= 2; }));
-  EXPECT_GT(pool->stats().scale_ups, ups_before);
+  // The monitor wakes a loop before it counts the scale-up: wait for both.
+  EXPECT_TRUE(eventually([&] {
+    return pool->active_count() >= 2 && pool->stats().scale_ups > ups_before;
+  })) << pool->active_count() << " active, " << pool->stats().scale_ups
+      << " scale-ups, " << ups_before << " before";
   load.stop();
   pool->stop();
 }
 
 TEST(LoopPoolTest, ATrickleOfTinyTasksDoesNotWakeSuspendedLoops) {
-  // The test ticks the monitor itself, an hour of its clock per window, so
-  // that how the threads happen to be scheduled (a probe that waits 3 ms
-  // behind two CPU hogs reads as a saturated loop in a 20 ms window) cannot
-  // change a decision. What is tested is the pool's wiring: work handed out
-  // by next() lands on the active loop, and posting it wakes no other loop.
-  PoolOptions o = fast_options(4, 1);
-  o.scaling.window = 1h;  // the monitor's own thread takes the baseline only
-  auto pool = make_pool(o);
+  // What is tested is the pool's wiring: work handed out by next() lands on
+  // the active loop, and posting it wakes no other loop.
+  auto pool = make_pool(hand_ticked(4, 1));
   pool->start();
   Clock::time_point now = Clock::now();
-  auto tick = [&] {
-    now += o.scaling.window;
-    pool->monitor().tick(now);
-  };
-  for (int i = 0; i < 16 && pool->active_count() != 1; ++i) tick();
-  ASSERT_EQ(pool->active_count(), 1u);
-  ASSERT_TRUE(eventually([&] {
-    std::size_t suspended = 0;
-    for (std::size_t i = 0; i < pool->size(); ++i) {
-      suspended += pool->loop(i).state() == LoopState::kSuspended;
-    }
-    return suspended == 3;
-  }));
+  ASSERT_TRUE(tick_until(*pool, now, [&] { return pool->active_count() == 1; }));
+  ASSERT_TRUE(eventually([&] { return suspended_count(*pool) == 3; }));
   std::uint64_t resumes_before = 0;
   for (std::size_t i = 0; i < pool->size(); ++i) {
     resumes_before += pool->loop(i).resumes();
@@ -212,10 +231,11 @@ TEST(LoopPoolTest, ATrickleOfTinyTasksDoesNotWakeSuspendedLoops) {
   constexpr int kTasksPerWindow = 20;
   std::atomic<int> ran{0};
   std::size_t max_active = 0;
+  const std::uint64_t ticks_before = pool->stats().ticks;
   for (int i = 0; i < kTasks; ++i) {
     asio::post(pool->next(), [&] { ++ran; });
     max_active = std::max(max_active, pool->active_count());
-    if (i % kTasksPerWindow == kTasksPerWindow - 1) tick();
+    if (i % kTasksPerWindow == kTasksPerWindow - 1) pool->monitor().tick(now += 1h);
   }
   ASSERT_TRUE(eventually([&] { return ran.load() == kTasks; }));
   std::uint64_t resumes_after = 0;
@@ -224,12 +244,20 @@ TEST(LoopPoolTest, ATrickleOfTinyTasksDoesNotWakeSuspendedLoops) {
   }
   EXPECT_EQ(resumes_after, resumes_before);
   EXPECT_EQ(max_active, 1u);
-  EXPECT_GE(pool->stats().ticks, static_cast<std::uint64_t>(kTasks / kTasksPerWindow));
+  EXPECT_EQ(pool->stats().ticks - ticks_before,
+            static_cast<std::uint64_t>(kTasks / kTasksPerWindow));
 }
 
 TEST(LoopPoolTest, DirectPostToASuspendedLoopBringsItBackIntoRotation) {
-  auto pool = make_pool(fast_options(3, 1));
+  PoolOptions o = hand_ticked(3, 1);
+  // After the first scale-down the pool does not shrink again for 1000
+  // windows: the loop woken below must not be taken back by the tick that
+  // sees it (an hour-long window reads it idle).
+  o.scaling.scale_down_cooldown_cycles = 1000;
+  auto pool = make_pool(o);
   pool->start();
+  Clock::time_point now = Clock::now();
+  ASSERT_TRUE(tick_until(*pool, now, [&] { return pool->active_count() == 1; }));
   // A loop leaves the active set before its thread has gone: wait for one
   // that is fully suspended.
   std::size_t suspended = pool->size();
@@ -239,25 +267,26 @@ TEST(LoopPoolTest, DirectPostToASuspendedLoopBringsItBackIntoRotation) {
     }
     return suspended < pool->size();
   }));
-  // Keep it a little busy so it does not leave again at once.
-  PeriodicLoad load(pool->loop(suspended).get_executor(), 10ms, 5ms);
-  EXPECT_FALSE(pool->loop(suspended).is_suspended());
-  EXPECT_TRUE(eventually([&] {
+  std::atomic<bool> ran{false};
+  asio::post(pool->loop(suspended).get_executor(), [&] { ran = true; });
+  EXPECT_FALSE(pool->loop(suspended).is_suspended()) << "after post returned";
+  EXPECT_TRUE(eventually([&] { return ran.load(); }));
+  auto in_rotation = [&] {
     auto active = pool->chooser().active();
     return std::find(active.begin(), active.end(), suspended) != active.end();
-  }));
-  load.stop();
+  };
+  EXPECT_FALSE(in_rotation()) << "before the monitor saw it";
+  pool->monitor().tick(now += 1h);
+  EXPECT_TRUE(in_rotation()) << "the monitor's next tick did not take it in";
   pool->stop();
 }
 
 TEST(LoopPoolTest, MinLoopsZeroSuspendsEveryLoopAndNextWakesOne) {
-  auto pool = make_pool(fast_options(2, 0));
+  auto pool = make_pool(hand_ticked(2, 0));
   pool->start();
-  ASSERT_TRUE(eventually([&] { return pool->active_count() == 0; }));
-  ASSERT_TRUE(eventually([&] {
-    return pool->loop(0).state() == LoopState::kSuspended &&
-           pool->loop(1).state() == LoopState::kSuspended;
-  }));
+  Clock::time_point now = Clock::now();
+  ASSERT_TRUE(tick_until(*pool, now, [&] { return pool->active_count() == 0; }));
+  ASSERT_TRUE(eventually([&] { return suspended_count(*pool) == 2; }));
   std::atomic<bool> ran{false};
   asio::post(pool->next(), [&] { ran = true; });
   EXPECT_EQ(pool->active_count(), 1u);

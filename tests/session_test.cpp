@@ -157,10 +157,11 @@ TEST_F(SessionTest, AfterAScaleUpTheMonitorSpreadsConnectionsEvenly) {
   pool_->monitor().tick(now += 1h);
   EXPECT_TRUE(eventually([&] {
     return registrations(0) == 2 && registrations(1) == 2 &&
-           registrations(2) == 2 && registrations(3) == 2;
+           registrations(2) == 2 && registrations(3) == 2 &&
+           pool_->loop(0).moves_out() == 6;
   })) << registrations(0) << " " << registrations(1) << " " << registrations(2)
-      << " " << registrations(3);
-  EXPECT_EQ(pool_->loop(0).moves_out(), 6u);
+      << " " << registrations(3) << ", " << pool_->loop(0).moves_out()
+      << " moves out";
   EXPECT_EQ(pool_->stats().moves_requested, 6u);
   for (auto& c : clients) expect_echo(c, "still here");
   // In balance, nothing moves.
