@@ -324,7 +324,16 @@ ScalingPolicy::Demand ScalingPolicy::target_demand(
   for (std::size_t i : w.active) {
     Loop& loop = loops_[i];
     const double u = obs[i].utilization;
-    const bool sat = u >= kSaturatedUtilization || obs[i].lag > lag_floor;
+    // A probe waits behind the loop's handlers, or for the kernel to give
+    // the loop's thread a CPU. Only the first is work more loops would take;
+    // the second (CPU hogs, a container's exhausted CPU quota) would read an
+    // idle loop as saturated and grow the pool with threads that wait for
+    // the same CPUs. The wait behind handlers cannot exceed the time the
+    // loop ran them in the window.
+    const auto own_lag = std::min(
+        obs[i].lag, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        c.window * std::clamp(u, 0.0, 1.0)));
+    const bool sat = u >= kSaturatedUtilization || own_lag > lag_floor;
     if (!sat) {
       out.loops += u;
     } else if (!loop.saturated) {

@@ -78,6 +78,31 @@ TEST(TargetPolicyTest, LagAboveATenthOfTheWindowIsSaturation) {
   EXPECT_EQ(q.decide(o).rule, ScaleRule::kNone);
 }
 
+TEST(TargetPolicyTest, LagCountsOnlyUpToTheLoopsBusyTime) {
+  // An idle loop whose probe waited 200 ms for a CPU (hogs, an exhausted
+  // container quota): 1% of a 500 ms window is 5 ms of handlers, so at most
+  // 5 ms of the wait was behind them. Not saturated; the pool stays.
+  ScalingPolicy p = started(target_config(), 2);
+  auto o = obs({0.01, 0.01}, 2);
+  o[0].lag = 200ms;
+  ScaleDecision d = p.decide(o);
+  EXPECT_EQ(d.rule, ScaleRule::kNone) << d.reason;
+  EXPECT_THAT(d.voters, IsEmpty());
+  // At 12% busy (60 ms of handlers) the same wait counts for 60 ms, above
+  // the 50 ms floor: the loop is saturated and the pool grows at once.
+  ScalingPolicy q = started(target_config(), 2);
+  o = obs({0.12, 0.01}, 2);
+  o[0].lag = 200ms;
+  d = q.decide(o);
+  EXPECT_EQ(d.rule, ScaleRule::kTargetUp) << d.reason;
+  EXPECT_THAT(d.voters, ElementsAre(0));
+  // 40 ms of handlers: below the floor again.
+  ScalingPolicy r = started(target_config(), 2);
+  o = obs({0.08, 0.01}, 2);
+  o[0].lag = 200ms;
+  EXPECT_EQ(r.decide(o).rule, ScaleRule::kNone);
+}
+
 TEST(TargetPolicyTest, LongerSaturationAddsTheQueueTheLagShows) {
   ScalingPolicy p = started(target_config(), 8);
   auto o = obs({1, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7}, 8);

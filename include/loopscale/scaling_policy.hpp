@@ -57,7 +57,11 @@
 //
 //   * Demand D, in loops' worth of work: the sum of the active loops'
 //     utilizations, except for saturated loops (u >= kSaturatedUtilization,
-//     or a scheduling lag above kSaturatedLagFraction of the window). A saturated loop's
+//     or a scheduling lag above kSaturatedLagFraction of the window, the lag
+//     counted only up to the loop's busy time in the window: a probe that
+//     waited for a CPU, not behind the loop's handlers, shows no work more
+//     loops would take, and an idle loop behind CPU hogs or an exhausted
+//     container quota must not grow the pool). A saturated loop's
 //     utilization caps at 1 and hides how much work queues behind it, and
 //     its lag shows that queue only a window late (the probe posted at the
 //     last tick ran before the work piled up). So in the first window of a
@@ -186,8 +190,9 @@ struct ScaleDecision {
 
 // kTarget: a loop at or above this utilization is saturated.
 inline constexpr double kSaturatedUtilization = 0.95;
-// kTarget: so is a loop whose scheduling lag exceeds this fraction of the
-// window: work waits behind it although its busy time cannot show more.
+// kTarget: so is a loop whose scheduling lag, up to its busy time in the
+// window, exceeds this fraction of the window: work waits behind it although
+// its busy time cannot show more.
 inline constexpr double kSaturatedLagFraction = 0.1;
 // kTarget: a saturated loop counts for this many times its utilization in
 // the demand estimate, because its queue is invisible for a window (a probe
