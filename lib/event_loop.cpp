@@ -169,6 +169,13 @@ bool EventLoop::try_suspend() {
       // Store the state before dropping the guard: see "Memory ordering".
       state_.store(registrations() > 0 ? LoopState::kDraining
                                        : LoopState::kSuspending);
+      // A listener's pending accept would keep the thread: it is cut short,
+      // and the listener moves to a loop in rotation. Posted to the
+      // io_context like the lag probe, before the guard goes, so that the
+      // thread runs it.
+      if (listeners_.load() > 0) {
+        asio::post(ctx_, [this] { sessions_.interrupt_listeners(); });
+      }
       guard_.reset();
       return true;
     case LoopState::kDraining:

@@ -1,10 +1,11 @@
-// echo_server: a TCP echo server on a loopscale LoopPool. The acceptor runs on
-// loop 0; each accepted socket is created on `pool.next()` (an active loop)
-// and served as a session (loopscale/session.hpp): it holds a Registration
-// while open, so the monitor drains a loop that still has clients instead of
-// suspending it under them, and between two reads it moves to the loop the
-// pool wants it on (off a draining loop; off a loop holding more than its
-// share after a scale-up). Sockets, acceptor and coroutines are typed on the
+// echo_server: a TCP echo server on a loopscale LoopPool. The acceptor is a
+// Listener (loopscale/listener.hpp): it starts on loop 0 and moves to an
+// active loop when its own leaves rotation. Each accepted socket is created
+// on `pool.next()` (an active loop) and served as a session
+// (loopscale/session.hpp): it holds a Registration while open, so the monitor
+// drains a loop that still has clients instead of suspending it under them,
+// and between two reads it moves to the loop the pool wants it on (off a
+// draining loop; off a loop holding more than its share after a scale-up). Sockets, acceptor and coroutines are typed on the
 // loop's executor (loopscale/io.hpp, loopscale/awaitable.hpp), so completions
 // skip any_io_executor.
 //
@@ -16,7 +17,6 @@
 #include <array>
 #include <chrono>
 #include <csignal>
-#include <future>
 #include <thread>
 #include <cstdio>
 #include <string>
@@ -30,11 +30,11 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "accept_backoff.hpp"
 #include "loopscale/awaitable.hpp"
 #include "loopscale/io.hpp"
 #include "loopscale/job_scope.hpp"
 #include "loopscale/job_type.hpp"
+#include "loopscale/listener.hpp"
 #include "loopscale/loop_pool.hpp"
 #include "loopscale/session.hpp"
 
@@ -67,25 +67,6 @@ loopscale::awaitable<void> echo(loopscale::Session<EchoState>& s) {
     co_await asio::async_write(s.socket(), asio::buffer(s.state().buf, n),
                                asio::redirect_error(use_awaitable, ec));
     if (ec) co_return;
-  }
-}
-
-loopscale::awaitable<void> accept(loopscale::tcp_acceptor& acceptor,
-                                  loopscale::LoopPool& pool) {
-  loopscale::examples::AcceptBackoff backoff("echo_server");
-  loopscale::steady_timer pause(acceptor.get_executor());
-  for (;;) {
-    loopscale::LoopExecutor ex = pool.next();
-    loopscale::tcp_socket socket(ex);
-    std::error_code ec;
-    co_await acceptor.async_accept(socket, asio::redirect_error(use_awaitable, ec));
-    if (!acceptor.is_open()) co_return;
-    if (ec) {  // e.g. EMFILE: wait, then keep accepting
-      co_await backoff.after_failure(ec, pause);
-      continue;
-    }
-    backoff.after_success();
-    loopscale::spawn_session(pool, std::move(socket), EchoState{}, echo);
   }
 }
 
@@ -133,18 +114,24 @@ int main(int argc, char** argv) {
   asio::io_context main_ctx;
   asio::signal_set signals(main_ctx, SIGINT, SIGTERM);
   signals.async_wait([](std::error_code, int) {});
-  asio::co_spawn(acceptor.get_executor(), accept(acceptor, **pool), asio::detached);
-  std::printf("listening on 127.0.0.1:%u\n", acceptor.local_endpoint().port());
+  const unsigned short port = acceptor.local_endpoint().port();
+  loopscale::LoopPool& p = **pool;
+  auto listener = loopscale::Listener::start(
+      p, std::move(acceptor),
+      [&p](loopscale::tcp_socket socket) {
+        loopscale::spawn_session(p, std::move(socket), EchoState{}, echo);
+      },
+      [](std::error_code e) {
+        std::fprintf(stderr, "echo_server: accept failed: %s; retrying with a backoff\n",
+                     e.message().c_str());
+      });
+  std::printf("listening on 127.0.0.1:%u\n", port);
   std::fflush(stdout);
   main_ctx.run();  // until SIGINT or SIGTERM
   // Graceful: stop accepting, let every connection finish what it is
   // echoing and close, then stop (at the latest 10 s later).
-  std::promise<void> closed;
-  asio::post(acceptor.get_executor(), [&] {
-    acceptor.close();
-    closed.set_value();
-  });
-  closed.get_future().wait();
+  listener->close();
+  listener->wait_closed();
   (*pool)->close_connections();
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while ((*pool)->connections() > 0 && std::chrono::steady_clock::now() < until) {

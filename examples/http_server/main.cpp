@@ -39,6 +39,7 @@
 #include "connection.hpp"
 #include "loopscale/awaitable.hpp"
 #include "loopscale/job_scope.hpp"
+#include "loopscale/listener.hpp"
 #include "loopscale/loop_pool.hpp"
 #include "prometheus.hpp"
 
@@ -138,14 +139,14 @@ asio::awaitable<void, Executor> accept_loop(Acceptor<Executor>& acceptor, Pick p
   }
 }
 
-// Listens on `endpoint` with an acceptor on `accept_ex`, serves connections
-// on `pick()`'s executors until SIGINT or SIGTERM, then closes the acceptor
-// and calls `stop()` (which stops the pool) while the acceptor still exists:
-// the accept loop's last completion refers to it. Returns the exit status.
-template <class Executor, class Pick, class OnAccept, class Stop>
-int serve(Executor accept_ex, Pick pick, OnAccept on_accept, const tcp::endpoint& endpoint,
-          const std::string& what, Stop stop) {
-  Acceptor<Executor> acceptor(accept_ex);
+// Listens on `endpoint` with `acceptor`, hands it to `start(acceptor)`,
+// which starts accepting and returns a callable that stops accepting and
+// returns once the acceptor is closed; serves until SIGINT or SIGTERM, then
+// stops accepting and calls `stop()` (which stops the pool). Returns the exit
+// status.
+template <class Executor, class Start, class Stop>
+int serve(Acceptor<Executor> acceptor, const tcp::endpoint& endpoint, const std::string& what,
+          Start start, Stop stop) {
   std::error_code ec;
   acceptor.open(endpoint.protocol(), ec);
   if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
@@ -162,19 +163,13 @@ int serve(Executor accept_ex, Pick pick, OnAccept on_accept, const tcp::endpoint
   asio::io_context signals_ctx;
   asio::signal_set signals(signals_ctx, SIGINT, SIGTERM);
   signals.async_wait([](std::error_code, int) {});
-  asio::co_spawn(accept_ex, accept_loop(acceptor, pick, on_accept), asio::detached);
-  std::printf("listening on %s:%u (%s)\n", absl::GetFlag(FLAGS_address).c_str(),
-              acceptor.local_endpoint().port(), what.c_str());
+  const unsigned short port = acceptor.local_endpoint().port();
+  auto stop_accepting = start(acceptor);
+  std::printf("listening on %s:%u (%s)\n", absl::GetFlag(FLAGS_address).c_str(), port,
+              what.c_str());
   std::fflush(stdout);
   signals_ctx.run();  // until SIGINT or SIGTERM
-
-  // Closed on its own thread (an acceptor is not thread-safe).
-  std::promise<void> closed;
-  asio::post(accept_ex, [&] {
-    acceptor.close();
-    closed.set_value();
-  });
-  closed.get_future().wait();
+  stop_accepting();
   stop();
   return 0;
 }
@@ -275,11 +270,11 @@ int main(int argc, char** argv) {
   const tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
   int status = 0;
   if (pool) {
-    // The acceptor lives on loop 0; sockets go to the chooser's pick. Each
-    // connection is a session (loopscale/session.hpp): it holds a
-    // Registration on its loop while open, so the monitor drains rather than
-    // suspends a loop that still has clients, and moves (or closes, per
-    // --rebalance) when the pool wants it elsewhere.
+    // Sockets go to the chooser's pick. Each connection is a session
+    // (loopscale/session.hpp): it holds a Registration on its loop while
+    // open, so the monitor drains rather than suspends a loop that still has
+    // clients, and moves (or closes, per --rebalance) when the pool wants it
+    // elsewhere.
     auto start_session = [&pool, &routes, rebalance](Socket<loopscale::LoopExecutor> s) {
       loopscale::JobScope job(routes.jobs.accept);  // on the acceptor's loop
       loopscale::spawn_session(
@@ -289,10 +284,26 @@ int main(int argc, char** argv) {
           },
           rebalance);
     };
-    status = serve(pool->loop(0).get_executor(), [&pool] { return pool->next(); },
-                   start_session, endpoint,
+    // The acceptor starts on loop 0 and follows the scaler (listener.hpp):
+    // when its loop leaves rotation it moves to an active one, so that no
+    // loop keeps its thread for a pending accept.
+    auto start_listener = [&pool, &start_session](loopscale::tcp_acceptor& acceptor) {
+      std::shared_ptr<loopscale::Listener> listener = loopscale::Listener::start(
+          *pool, std::move(acceptor), start_session, [](std::error_code ec) {
+            std::fprintf(stderr,
+                         "http_server: accept failed: %s; retrying with a backoff of up "
+                         "to 1000 ms\n",
+                         ec.message().c_str());
+          });
+      return [listener] {
+        listener->close();
+        listener->wait_closed();
+      };
+    };
+    status = serve(loopscale::tcp_acceptor(pool->loop(0).get_executor()), endpoint,
                    "loopscale, " + std::to_string(pool->size()) + " loops, rebalance " +
                        std::string(loopscale::to_string(rebalance)),
+                   start_listener,
                    [&pool] {
                      // Graceful: requests in flight are answered, then every
                      // connection closes; the pool stops once none is left,
@@ -312,8 +323,22 @@ int main(int argc, char** argv) {
       const auto ex = s.get_executor();
       asio::co_spawn(ex, loopscale::http::serve_plain(std::move(s), routes), asio::detached);
     };
-    status = serve(plain_pool->first(), [&plain_pool] { return plain_pool->next(); },
-                   start_plain, endpoint, "plain, " + std::to_string(threads) + " threads",
+    auto start_accepting = [&plain_pool, &start_plain](Acceptor<PlainPool::executor_type>& a) {
+      asio::co_spawn(a.get_executor(),
+                     accept_loop(a, [&plain_pool] { return plain_pool->next(); }, start_plain),
+                     asio::detached);
+      return [&a] {
+        // Closed on its own thread (an acceptor is not thread-safe).
+        std::promise<void> closed;
+        asio::post(a.get_executor(), [&] {
+          a.close();
+          closed.set_value();
+        });
+        closed.get_future().wait();
+      };
+    };
+    status = serve(Acceptor<PlainPool::executor_type>(plain_pool->first()), endpoint,
+                   "plain, " + std::to_string(threads) + " threads", start_accepting,
                    [&plain_pool] { plain_pool->stop(); });
   }
   if (status != 0) return status;

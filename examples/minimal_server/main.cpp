@@ -1,10 +1,9 @@
 // A complete server on a loopscale pool: answers every line with "ok".
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/write.hpp>
 #include <loopscale/awaitable.hpp>  // loopscale::awaitable, use_awaitable
 #include <loopscale/io.hpp>         // loopscale::tcp_socket, tcp_acceptor
+#include <loopscale/listener.hpp>   // an acceptor that follows the scaler
 #include <loopscale/loop_pool.hpp>
 #include <loopscale/session.hpp>    // connections that follow the scaler
 
@@ -37,21 +36,19 @@ loopscale::awaitable<void> serve(loopscale::Session<Lines>& s) {
   }
 }
 
-loopscale::awaitable<void> listen(loopscale::LoopPool& pool, loopscale::tcp_acceptor& acceptor) {
-  for (;;) {
-    loopscale::tcp_socket socket(pool.next());  // on an active loop
-    co_await acceptor.async_accept(socket, loopscale::use_awaitable);
-    loopscale::spawn_session(pool, std::move(socket), Lines{}, serve);
-  }
-}
-
 int main() {
   auto pool = loopscale::LoopPool::create({});  // or load_pool_options("pool.toml")
   if (!pool.ok()) return std::fprintf(stderr, "%s\n", pool.status().ToString().c_str()), 1;
   (*pool)->start();
-  loopscale::tcp_acceptor acceptor((*pool)->loop(0).get_executor(),
-                                   {asio::ip::tcp::v4(), 7001});
-  asio::co_spawn(acceptor.get_executor(), listen(**pool, acceptor), asio::detached);
+  loopscale::LoopPool& p = **pool;
+  // The acceptor moves to an active loop whenever its own leaves rotation.
+  auto listener = loopscale::Listener::start(
+      p, loopscale::tcp_acceptor(p.loop(0).get_executor(), {asio::ip::tcp::v4(), 7001}),
+      [&p](loopscale::tcp_socket socket) {  // socket: on an active loop
+        loopscale::spawn_session(p, std::move(socket), Lines{}, serve);
+      });
   std::getchar();  // serve until Enter
-  (*pool)->stop();
+  listener->close();
+  listener->wait_closed();
+  p.stop();
 }

@@ -304,6 +304,7 @@ class alignas(detail::kCacheLine) EventLoop {
   friend class detail::LoopExecutorBase;
   friend class TrackedLoopExecutor;
   friend class Registration;
+  friend class Listener;
   template <class F>
   friend struct detail::LoopInvoker;
   template <class State, class Socket>
@@ -371,6 +372,11 @@ class alignas(detail::kCacheLine) EventLoop {
   // Loop thread only. Declared before ctx_: sessions whose coroutines are
   // destroyed with ctx_ detach from it.
   detail::SessionList sessions_;
+  // The listeners (listener.hpp) in sessions_: leaving rotation interrupts
+  // them. Sequentially consistent with state_: a listener that attaches and
+  // then reads the state, and try_suspend() that stores the state and then
+  // reads this count, cannot both miss the other. Before ctx_ too.
+  std::atomic<std::size_t> listeners_{0};
   asio::io_context ctx_;
   // Written by the loop's thread per handler and per wake-up.
   alignas(detail::kCacheLine) ActivityRecorder recorder_;

@@ -52,6 +52,15 @@ class ABSL_LOCKABLE Mutex {
     cv.Wait(&mu_);
     acquired();
   }
+  // As `wait`, but returns after `timeout` at the latest (true if it timed
+  // out), for conditions that can also become true without a signal.
+  bool wait_with_timeout(absl::CondVar& cv, absl::Duration timeout)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(this) {
+    releasing();
+    const bool timed_out = cv.WaitWithTimeout(&mu_, timeout);
+    acquired();
+    return timed_out;
+  }
 
  private:
   void acquired() {

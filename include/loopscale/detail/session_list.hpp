@@ -1,6 +1,7 @@
-// The sessions (loopscale/session.hpp) that run on one EventLoop, so that the
-// loop can interrupt the ones waiting for input when the pool asks some of its
-// connections to leave. Internal.
+// The sessions (loopscale/session.hpp) and listeners (loopscale/listener.hpp)
+// that run on one EventLoop, so that the loop can interrupt the sessions
+// waiting for input when the pool asks some of its connections to leave, and
+// the listeners when it leaves rotation. Internal.
 //
 // Thread-safety: none. A list is touched only on its loop's thread (sessions
 // attach and detach there, the interruption runs there as a handler), or by
@@ -26,6 +27,9 @@ struct SessionHook {
   // False for a session that never moves (Rebalance::kOff): only a loop
   // closing its connections interrupts it.
   bool movable = true;
+  // A listener (listener.hpp), not a session: interrupted when its loop
+  // leaves rotation, never by move requests or a loop closing connections.
+  bool listener = false;
   // Cancels the waiting read (the session's per-operation cancellation) of
   // the session at `owner`.
   void (*interrupt)(void* owner) = nullptr;
@@ -61,13 +65,24 @@ class SessionList {
   std::size_t interrupt_waiting(std::size_t n, bool closing) noexcept {
     std::size_t done = 0;
     for (SessionHook* h = head_; h != nullptr && done < n; h = h->next) {
-      if (h->waiting && !h->interrupted && (h->movable || closing)) {
+      if (h->waiting && !h->interrupted && !h->listener &&
+          (h->movable || closing)) {
         h->interrupted = true;
         h->interrupt(h->owner);
         ++done;
       }
     }
     return done;
+  }
+
+  // Interrupts every listener that waits and was not interrupted yet.
+  void interrupt_listeners() noexcept {
+    for (SessionHook* h = head_; h != nullptr; h = h->next) {
+      if (h->listener && h->waiting && !h->interrupted) {
+        h->interrupted = true;
+        h->interrupt(h->owner);
+      }
+    }
   }
 
  private:

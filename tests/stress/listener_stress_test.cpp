@@ -1,0 +1,81 @@
+// A listener chased from loop to loop while clients connect: in each round
+// the loop it accepts on is taken out of rotation and, at once, five clients
+// connect, racing the interruption, the hand-over of the descriptor and the
+// restart on the new loop. Every connection is accepted exactly once, and
+// every round makes exactly one move. Run under ThreadSanitizer by
+// scripts/test.
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include <asio/ip/tcp.hpp>
+
+#include "gtest/gtest.h"
+#include "loopscale/listener.hpp"
+#include "support/wait.hpp"
+
+namespace loopscale {
+namespace {
+
+using namespace std::chrono_literals;
+using asio::ip::tcp;
+using ::loopscale::testing::eventually;
+
+TEST(ListenerStressTest, EveryConnectionIsAcceptedOnceWhileTheListenerMoves) {
+  PoolOptions o;
+  o.scaling.min_loops = 1;
+  o.scaling.max_loops = 3;
+  o.scaling.window = 1h;  // the test decides which loops are in rotation
+  auto created = LoopPool::create(o);
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::unique_ptr<LoopPool> pool = *std::move(created);
+  pool->start();
+
+  tcp_acceptor acceptor(pool->loop(0).get_executor(),
+                        tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  const tcp::endpoint endpoint = acceptor.local_endpoint();
+  std::atomic<int> accepted{0};
+  std::atomic<int> off_rotation{0};  // accepted onto a loop out of rotation
+  auto listener = Listener::start(*pool, std::move(acceptor), [&](tcp_socket s) {
+    if (s.get_executor().loop().is_suspended()) off_rotation.fetch_add(1);
+    accepted.fetch_add(1);
+    // Dropped here: closing a socket that has no pending operation is safe
+    // from any thread.
+  });
+
+  asio::io_context client_ctx;
+  std::vector<tcp::socket> clients;
+  constexpr int kRounds = 60;
+  constexpr int kPerRound = 5;
+  for (int r = 0; r < kRounds; ++r) {
+    EventLoop& old = listener->loop();
+    std::vector<std::size_t> others;
+    for (std::size_t k = 0; k < pool->size(); ++k) {
+      if (&pool->loop(k) == &old) continue;
+      pool->loop(k).resume();
+      others.push_back(k);
+    }
+    pool->chooser().publish(others);
+    ASSERT_TRUE(old.try_suspend());
+    for (int c = 0; c < kPerRound; ++c) {
+      clients.emplace_back(client_ctx);
+      clients.back().connect(endpoint);
+    }
+    ASSERT_TRUE(eventually([&] {
+      return accepted.load() == (r + 1) * kPerRound &&
+             listener->moves() == static_cast<std::uint64_t>(r + 1);
+    })) << "round " << r << ": " << accepted.load() << " accepted, "
+        << listener->moves() << " moves";
+    EXPECT_NE(&listener->loop(), &old) << "round " << r;
+  }
+  EXPECT_EQ(off_rotation.load(), 0) << "a connection started on a loop out of rotation";
+  listener->close();
+  listener->wait_closed();
+  EXPECT_EQ(accepted.load(), kRounds * kPerRound);
+  pool->stop();
+}
+
+}  // namespace
+}  // namespace loopscale
