@@ -164,7 +164,13 @@ awaitable<void> Listener::run(std::unique_ptr<Core> core) {
       socket = std::move(*moved);
     }
     core->handle->accepted_.fetch_add(1, std::memory_order_relaxed);
-    core->on_accept(std::move(socket));
+    try {
+      core->on_accept(std::move(socket));
+    } catch (...) {
+      // One connection's failure must not end the listener: reported like a
+      // handler's exception, and the accepting goes on.
+      core->home->report_handler_exception();
+    }
   }
 }
 

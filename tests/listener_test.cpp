@@ -10,6 +10,7 @@
 #include <latch>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <system_error>
 #include <vector>
 
@@ -188,6 +189,23 @@ TEST_F(ListenerTest, WithNoOtherActiveLoopItStaysAndKeepsAccepting) {
   ASSERT_TRUE(eventually([&] { return accepted() == 1; }));
   EXPECT_EQ(listener_->moves(), 0u);
   EXPECT_NE(pool_->loop(0).state(), LoopState::kSuspended);
+}
+
+TEST_F(ListenerTest, AnExceptionFromOnAcceptDoesNotStopTheListener) {
+  start_pool(2);
+  tcp_acceptor acceptor(pool_->loop(0).get_executor(),
+                        tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  endpoint_ = acceptor.local_endpoint();
+  std::atomic<int> calls{0};
+  listener_ = Listener::start(*pool_, std::move(acceptor), [&](tcp_socket) {
+    if (calls.fetch_add(1) == 0) throw std::runtime_error("the first one fails");
+  });
+  tcp::socket first = connect();
+  ASSERT_TRUE(eventually([&] { return calls.load() == 1; }));
+  tcp::socket second = connect();
+  EXPECT_TRUE(eventually([&] { return calls.load() == 2; }));
+  EXPECT_EQ(listener_->accepted(), 2u);
+  EXPECT_FALSE(listener_->closed());
 }
 
 TEST_F(ListenerTest, CloseStopsAcceptingAndWaitClosedReturns) {

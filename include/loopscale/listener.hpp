@@ -26,7 +26,8 @@
 // began, or, if that loop has left rotation since, on one that is active
 // when it completes. `on_accept` runs on the listener's loop, inside its
 // handler: start the connection's work (spawn a session, post to the
-// socket's executor) and return.
+// socket's executor) and return. An exception from it is reported on stderr
+// as a handler's is, and the listener accepts on.
 //
 // A failed accept (EMFILE or ENFILE at the descriptor limit, ENOBUFS,
 // ENOMEM) is retried after a pause, 1 ms at first, doubling up to 1 s, back
