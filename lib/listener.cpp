@@ -87,7 +87,7 @@ struct Listener::Core {
       return false;
     }
     home = &target;
-    handle->moves_.fetch_add(1, std::memory_order_relaxed);
+    arriving = true;
     return true;
   }
 
@@ -105,6 +105,8 @@ struct Listener::Core {
   asio::cancellation_signal cancel;
   std::chrono::milliseconds pause = kFirstPause;
   bool failing = false;
+  // Moved, and not yet running on the new loop.
+  bool arriving = false;
 };
 
 std::shared_ptr<Listener> Listener::start(LoopPool& pool, tcp_acceptor acceptor,
@@ -121,7 +123,13 @@ std::shared_ptr<Listener> Listener::start(LoopPool& pool, tcp_acceptor acceptor,
 awaitable<void> Listener::run(std::unique_ptr<Core> core) {
   for (;;) {
     if (core->closing() || !core->acceptor->is_open()) co_return;  // ~Core closes
-    if (!core->attach_and_check_rotation()) {
+    const bool in_rotation = core->attach_and_check_rotation();
+    if (std::exchange(core->arriving, false)) {
+      // Counted once the listener is on its new loop's list: whoever reads
+      // the count and then takes that loop out of rotation interrupts it.
+      core->handle->moves_.fetch_add(1, std::memory_order_release);
+    }
+    if (!in_rotation) {
       // Out of rotation: go where work goes, if any loop is active.
       EventLoop* target = core->pool->rebalance_target(*core->home);
       if (target != nullptr && !target->stopping()) {

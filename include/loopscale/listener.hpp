@@ -92,15 +92,17 @@ class Listener : public std::enable_shared_from_this<Listener> {
   // True once the acceptor is closed.
   bool closed() const;
 
-  // The loop the listener accepts on now.
+  // The loop the listener accepts on now, or is moving to.
   EventLoop& loop() const;
-  // Connections handed to `on_accept`; moves to another loop; accepts that
+  // Connections handed to `on_accept`; moves to another loop, each counted
+  // once the listener runs there (then taking that loop out of rotation
+  // interrupts it: acquire, against the count's release); accepts that
   // failed (each followed by a pause).
   std::uint64_t accepted() const noexcept {
     return accepted_.load(std::memory_order_relaxed);
   }
   std::uint64_t moves() const noexcept {
-    return moves_.load(std::memory_order_relaxed);
+    return moves_.load(std::memory_order_acquire);
   }
   std::uint64_t accept_failures() const noexcept {
     return failures_.load(std::memory_order_relaxed);

@@ -1,9 +1,9 @@
 // A listener chased from loop to loop while clients connect: in each round
 // the loop it accepts on is taken out of rotation and, at once, five clients
 // connect, racing the interruption, the hand-over of the descriptor and the
-// restart on the new loop. Every connection is accepted exactly once, and
-// every round makes exactly one move. Run under ThreadSanitizer by
-// scripts/test.
+// restart on the new loop. Every connection is accepted exactly once, every
+// round makes exactly one move, and the loop left behind suspends. Run under
+// ThreadSanitizer by scripts/test.
 
 #include <atomic>
 #include <chrono>
@@ -63,11 +63,20 @@ TEST(ListenerStressTest, EveryConnectionIsAcceptedOnceWhileTheListenerMoves) {
       clients.emplace_back(client_ctx);
       clients.back().connect(endpoint);
     }
+    // The loop left behind gives its thread back. Waiting for it also
+    // orders the rounds: the old loop's handler that moved the listener has
+    // returned, so its submission to the new loop cannot land after the
+    // next round took that loop out of rotation (a submission that
+    // straddles a suspension resumes the loop, by design).
     ASSERT_TRUE(eventually([&] {
       return accepted.load() == (r + 1) * kPerRound &&
-             listener->moves() == static_cast<std::uint64_t>(r + 1);
+             listener->moves() == static_cast<std::uint64_t>(r + 1) &&
+             old.state() == LoopState::kSuspended;
     })) << "round " << r << ": " << accepted.load() << " accepted, "
-        << listener->moves() << " moves";
+        << listener->moves() << " moves; listener on loop " << listener->loop().index()
+        << " (was on " << old.index() << "); loops " << to_string(pool->loop(0).state())
+        << " " << to_string(pool->loop(1).state()) << " "
+        << to_string(pool->loop(2).state());
     EXPECT_NE(&listener->loop(), &old) << "round " << r;
   }
   EXPECT_EQ(off_rotation.load(), 0) << "a connection started on a loop out of rotation";
