@@ -100,6 +100,23 @@ class ListenerTest : public ::testing::Test {
     ASSERT_TRUE(pool_->loop(i).try_suspend());
   }
 
+  // Holds loop 1 (until `hold` counts down) and takes loop 0 out of
+  // rotation: the listener is then between loops, released by loop 0 and
+  // posted to loop 1, not yet running there.
+  void move_to_held_loop_1(std::latch& hold) {
+    asio::post(pool_->loop(1).get_executor(), [&] { hold.wait(); });
+    take_out(0);
+    ASSERT_TRUE(eventually([&] { return &listener_->loop() == &pool_->loop(1); }));
+  }
+
+  // True if a new connection is refused: nothing listens any more.
+  bool refused() {
+    tcp::socket late(client_ctx_);
+    std::error_code ec;
+    late.connect(endpoint_, ec);
+    return ec == asio::error::connection_refused;
+  }
+
   std::unique_ptr<LoopPool> pool_;
   std::shared_ptr<Listener> listener_;
   tcp::endpoint endpoint_;
@@ -142,13 +159,10 @@ TEST_F(ListenerTest, FollowsItsLoopOutOfRotationAndTheLoopGivesItsThreadBack) {
 TEST_F(ListenerTest, ConnectionsThatArriveDuringAMoveAreAllAccepted) {
   start_pool(2);
   listen_on(0);
-  // Loop 1 is held, so that the listener is between loops (released by
-  // loop 0, posted to loop 1, not yet running) while clients connect: they
-  // wait in the kernel's backlog.
+  // Clients connect while the listener is between loops: they wait in the
+  // kernel's backlog.
   std::latch hold(1);
-  asio::post(pool_->loop(1).get_executor(), [&] { hold.wait(); });
-  take_out(0);
-  ASSERT_TRUE(eventually([&] { return &listener_->loop() == &pool_->loop(1); }));
+  move_to_held_loop_1(hold);
   EXPECT_EQ(listener_->moves(), 0u) << "counted once it runs on loop 1";
   std::vector<tcp::socket> clients;
   for (int i = 0; i < 5; ++i) clients.push_back(connect());
@@ -219,10 +233,7 @@ TEST_F(ListenerTest, CloseStopsAcceptingAndWaitClosedReturns) {
   listener_->close();  // idempotent
   listener_->wait_closed();
   EXPECT_TRUE(listener_->closed());
-  tcp::socket late(client_ctx_);
-  std::error_code ec;
-  late.connect(endpoint_, ec);
-  EXPECT_EQ(ec, asio::error::connection_refused);
+  EXPECT_TRUE(refused());
   EXPECT_EQ(accepted(), 1u);
 }
 
@@ -230,18 +241,13 @@ TEST_F(ListenerTest, CloseDuringAMoveClosesOnTheNewLoop) {
   start_pool(2);
   listen_on(0);
   std::latch hold(1);
-  asio::post(pool_->loop(1).get_executor(), [&] { hold.wait(); });
-  take_out(0);
-  ASSERT_TRUE(eventually([&] { return &listener_->loop() == &pool_->loop(1); }));
+  move_to_held_loop_1(hold);
   listener_->close();  // the listener is queued on loop 1
   EXPECT_FALSE(listener_->closed());
   hold.count_down();
   listener_->wait_closed();
   EXPECT_TRUE(listener_->closed());
-  tcp::socket late(client_ctx_);
-  std::error_code ec;
-  late.connect(endpoint_, ec);
-  EXPECT_EQ(ec, asio::error::connection_refused);
+  EXPECT_TRUE(refused());
 }
 
 TEST_F(ListenerTest, StoppingThePoolEndsTheListener) {
@@ -251,10 +257,7 @@ TEST_F(ListenerTest, StoppingThePoolEndsTheListener) {
   listener_->wait_closed();  // returns: the loop stopped
   pool_.reset();             // the loops' queues go, and the acceptor with them
   EXPECT_TRUE(listener_->closed());
-  tcp::socket late(client_ctx_);
-  std::error_code ec;
-  late.connect(endpoint_, ec);
-  EXPECT_EQ(ec, asio::error::connection_refused);
+  EXPECT_TRUE(refused());
   listener_.reset();
 }
 
