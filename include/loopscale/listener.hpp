@@ -87,7 +87,9 @@ class Listener : public std::enable_shared_from_this<Listener> {
   // Returns at once; idempotent.
   void close();
   // Blocks until the acceptor is closed, after `close()`, or once the
-  // listener's loop has stopped. Not on one of the pool's loops.
+  // listener's loop has stopped. Not on one of the pool's loops, and not
+  // once the pool is destroyed (`closed()` and the counters may still be
+  // read then).
   void wait_closed();
   // True once the acceptor is closed.
   bool closed() const;
