@@ -7,12 +7,9 @@
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/post.hpp>
-#include <asio/redirect_error.hpp>
 
-#include "loopscale/session.hpp"  // detail::hand_over
+#include "loopscale/detail/hand_over.hpp"
 
 namespace loopscale {
 
@@ -21,7 +18,8 @@ constexpr std::chrono::milliseconds kFirstPause{1};
 constexpr std::chrono::milliseconds kLongestPause{1000};
 }  // namespace
 
-// What the listener's coroutine owns, and its place in its loop's list.
+// What the listener's pending operation owns, and its place in its loop's
+// list.
 struct Listener::Core {
   Core(LoopPool& p, tcp_acceptor a, AcceptHandler accept, ErrorHandler error,
        std::shared_ptr<Listener> h)
@@ -91,9 +89,6 @@ struct Listener::Core {
     return true;
   }
 
-  // The socket for the next accept: on the loop the chooser picks now.
-  tcp_socket next_socket() { return tcp_socket(pool->next()); }
-
   LoopPool* pool;
   EventLoop* home;
   EventLoop* listed_on = nullptr;
@@ -103,10 +98,96 @@ struct Listener::Core {
   std::shared_ptr<Listener> handle;
   detail::SessionHook hook;
   asio::cancellation_signal cancel;
+  // The socket of the accept in progress; the pause after a failed one.
+  std::optional<tcp_socket> peer;
+  std::optional<steady_timer> timer;
   std::chrono::milliseconds pause = kFirstPause;
   bool failing = false;
   // Moved, and not yet running on the new loop.
   bool arriving = false;
+};
+
+// The listener's steps. Each pending operation's handler owns the core: if
+// the loop's queue is destroyed with it (the pool stopped first), the core
+// goes too, closing the acceptor. Completion handlers rather than a
+// coroutine, so that the library builds where C++20 coroutines do not (the
+// clang of the fuzzing build).
+struct Listener::Steps {
+  using CorePtr = std::unique_ptr<Core>;
+
+  // The top of the loop: ends, moves, or starts the next accept.
+  static void next(CorePtr core) {
+    Core& c = *core;
+    if (c.closing() || !c.acceptor->is_open()) return;  // ~Core closes
+    const bool in_rotation = c.attach_and_check_rotation();
+    if (std::exchange(c.arriving, false)) {
+      // Counted once the listener is on its new loop's list: whoever reads
+      // the count and then takes that loop out of rotation interrupts it.
+      c.handle->moves_.fetch_add(1, std::memory_order_release);
+    }
+    if (!in_rotation) {
+      // Out of rotation: go where work goes, if any loop is active.
+      EventLoop* target = c.pool->rebalance_target(*c.home);
+      if (target != nullptr && !target->stopping()) {
+        if (!c.move_to(*target)) return next(std::move(core));  // closing, or closed
+        asio::post(target->get_executor(),
+                   [core = std::move(core)]() mutable { next(std::move(core)); });
+        return;
+      }
+    }
+    c.peer.emplace(c.pool->next());
+    c.hook.waiting = true;
+    c.acceptor->async_accept(
+        *c.peer, asio::bind_cancellation_slot(
+                     c.cancel.slot(), [core = std::move(core)](std::error_code ec) mutable {
+                       accepted(std::move(core), ec);
+                     }));
+  }
+
+  static void accepted(CorePtr core, std::error_code ec) {
+    Core& c = *core;
+    c.hook.waiting = false;
+    c.hook.interrupted = false;
+    if (ec == asio::error::operation_aborted) return next(std::move(core));  // closing or leaving
+    if (ec) return pause(std::move(core), ec);
+    c.failing = false;
+    c.pause = kFirstPause;
+    // Chosen when the accept began: if that loop has left rotation since,
+    // the connection starts on one that is active now.
+    EventLoop& chosen = c.peer->get_executor().loop();
+    if (chosen.is_suspended() && !chosen.stopping()) {
+      EventLoop& now = c.pool->next().loop();
+      if (&now != &chosen && detail::hand_over(c.peer, now)) {
+        return next(std::move(core));  // could not be handed over: closed
+      }
+    }
+    c.handle->accepted_.fetch_add(1, std::memory_order_relaxed);
+    try {
+      c.on_accept(std::move(*c.peer));
+    } catch (...) {
+      // One connection's failure must not end the listener: reported like a
+      // handler's exception, and the accepting goes on.
+      c.home->report_handler_exception();
+    }
+    c.peer.reset();
+    next(std::move(core));
+  }
+
+  // After a failed accept: waits, interruptibly, before the next one.
+  static void pause(CorePtr core, std::error_code ec) {
+    Core& c = *core;
+    c.handle->failures_.fetch_add(1, std::memory_order_relaxed);
+    if (!std::exchange(c.failing, true) && c.on_error) c.on_error(ec);
+    c.timer.emplace(c.home->get_executor(), c.pause);
+    c.pause = std::min(c.pause * 2, kLongestPause);
+    c.hook.waiting = true;
+    c.timer->async_wait(asio::bind_cancellation_slot(
+        c.cancel.slot(), [core = std::move(core)](std::error_code) mutable {
+          core->hook.waiting = false;
+          core->hook.interrupted = false;
+          next(std::move(core));
+        }));
+  }
 };
 
 std::shared_ptr<Listener> Listener::start(LoopPool& pool, tcp_acceptor acceptor,
@@ -116,70 +197,9 @@ std::shared_ptr<Listener> Listener::start(LoopPool& pool, tcp_acceptor acceptor,
   std::shared_ptr<Listener> handle(new Listener(home));
   auto core = std::make_unique<Core>(pool, std::move(acceptor), std::move(on_accept),
                                      std::move(on_error), handle);
-  asio::co_spawn(home.get_executor(), run(std::move(core)), asio::detached);
+  asio::post(home.get_executor(),
+             [core = std::move(core)]() mutable { Steps::next(std::move(core)); });
   return handle;
-}
-
-awaitable<void> Listener::run(std::unique_ptr<Core> core) {
-  for (;;) {
-    if (core->closing() || !core->acceptor->is_open()) co_return;  // ~Core closes
-    const bool in_rotation = core->attach_and_check_rotation();
-    if (std::exchange(core->arriving, false)) {
-      // Counted once the listener is on its new loop's list: whoever reads
-      // the count and then takes that loop out of rotation interrupts it.
-      core->handle->moves_.fetch_add(1, std::memory_order_release);
-    }
-    if (!in_rotation) {
-      // Out of rotation: go where work goes, if any loop is active.
-      EventLoop* target = core->pool->rebalance_target(*core->home);
-      if (target != nullptr && !target->stopping()) {
-        if (!core->move_to(*target)) continue;  // closing, or closed
-        const LoopExecutor ex = target->get_executor();
-        asio::co_spawn(ex, run(std::move(core)), asio::detached);
-        co_return;
-      }
-    }
-    std::error_code ec;
-    tcp_socket socket = core->next_socket();
-    core->hook.waiting = true;
-    co_await core->acceptor->async_accept(
-        socket, asio::bind_cancellation_slot(core->cancel.slot(),
-                                             asio::redirect_error(use_awaitable, ec)));
-    core->hook.waiting = false;
-    core->hook.interrupted = false;
-    if (ec == asio::error::operation_aborted) continue;  // closing or leaving
-    if (ec) {
-      core->handle->failures_.fetch_add(1, std::memory_order_relaxed);
-      if (!std::exchange(core->failing, true) && core->on_error) core->on_error(ec);
-      steady_timer timer(core->home->get_executor(), core->pause);
-      core->pause = std::min(core->pause * 2, kLongestPause);
-      core->hook.waiting = true;
-      co_await timer.async_wait(asio::bind_cancellation_slot(
-          core->cancel.slot(), asio::redirect_error(use_awaitable, ec)));
-      core->hook.waiting = false;
-      core->hook.interrupted = false;
-      continue;
-    }
-    core->failing = false;
-    core->pause = kFirstPause;
-    // Chosen when the accept began: if that loop has left rotation since,
-    // the connection starts on one that is active now.
-    EventLoop& chosen = socket.get_executor().loop();
-    if (chosen.is_suspended() && !chosen.stopping()) {
-      std::optional<tcp_socket> moved(std::move(socket));
-      EventLoop& now = core->pool->next().loop();
-      if (&now != &chosen && detail::hand_over(moved, now)) continue;  // closed
-      socket = std::move(*moved);
-    }
-    core->handle->accepted_.fetch_add(1, std::memory_order_relaxed);
-    try {
-      core->on_accept(std::move(socket));
-    } catch (...) {
-      // One connection's failure must not end the listener: reported like a
-      // handler's exception, and the accepting goes on.
-      core->home->report_handler_exception();
-    }
-  }
 }
 
 void Listener::interrupt_on(EventLoop& loop) {

@@ -56,7 +56,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
-#include "loopscale/awaitable.hpp"
 #include "loopscale/detail/mutex.hpp"
 #include "loopscale/event_loop.hpp"
 #include "loopscale/io.hpp"
@@ -112,10 +111,11 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
  private:
   struct Core;
+  struct Steps;
   friend struct Core;
+  friend struct Steps;
   explicit Listener(EventLoop& home) : home_(&home) {}
 
-  static awaitable<void> run(std::unique_ptr<Core> core);
   // Cancels the accept or pause of the listener on `loop`, if it still runs
   // there. On `loop`'s thread.
   void interrupt_on(EventLoop& loop);
@@ -123,8 +123,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
   mutable detail::Mutex mu_;
   absl::CondVar closed_cv_;
   EventLoop* home_ ABSL_GUARDED_BY(mu_);
-  // The listener's state, while its coroutine owns it; only its loop's
-  // thread dereferences it.
+  // The listener's state, while its pending operation owns it; only its
+  // loop's thread dereferences it.
   Core* core_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;

@@ -77,8 +77,6 @@
 #include <system_error>
 #include <utility>
 
-#include <unistd.h>
-
 #include <asio/async_result.hpp>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
@@ -86,6 +84,7 @@
 #include <asio/detached.hpp>
 
 #include "loopscale/awaitable.hpp"
+#include "loopscale/detail/hand_over.hpp"
 #include "loopscale/event_loop.hpp"
 #include "loopscale/io.hpp"
 #include "loopscale/loop_pool.hpp"
@@ -107,23 +106,6 @@ void spawn_session(LoopPool& pool, Socket socket, State state, Serve serve,
                    Rebalance mode = Rebalance::kMove);
 
 namespace detail {
-// Re-registers `socket`'s descriptor with `target`'s reactor: the socket is
-// replaced by one of the same protocol on `target`'s executor. It must have
-// no operation pending. On failure the descriptor is closed and the error
-// returned (the socket is left closed).
-template <class Socket>
-std::error_code hand_over(std::optional<Socket>& socket, EventLoop& target) {
-  std::error_code ec;
-  const auto protocol = socket->local_endpoint(ec).protocol();
-  if (ec) return ec;
-  const auto fd = socket->release(ec);
-  if (ec) return ec;
-  socket.emplace(target.get_executor());
-  socket->assign(protocol, fd, ec);
-  if (ec) ::close(fd);
-  return ec;
-}
-
 // The coroutine that runs a session: serve, then end, serve again, or go on
 // as a fresh coroutine of the target loop.
 template <class State, class Socket, class Serve>
