@@ -80,8 +80,8 @@ struct Listener::Core {
       handle->home_ = &target;
     }
     detach();
-    if (detail::hand_over(acceptor, target)) {
-      if (on_error) on_error(std::make_error_code(std::errc::bad_file_descriptor));
+    if (const std::error_code ec = detail::hand_over(acceptor, target)) {
+      if (on_error) on_error(ec);
       return false;
     }
     home = &target;

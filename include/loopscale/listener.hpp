@@ -34,7 +34,8 @@
 // to 1 ms after an accept succeeds: an acceptor at the descriptor limit would
 // otherwise retry at once, for ever, a core at 100% and a loop that reads as
 // saturated to the scaler. `on_error`, if given, hears the first error of
-// each run of failures.
+// each run of failures, and the error that ends a listener whose descriptor
+// could not be moved to another loop (it then closes).
 //
 // Where it cannot follow: when no other loop is active (`min_loops = 0` and
 // an idle pool), the listener stays, and its loop keeps its thread until a
