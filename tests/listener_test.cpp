@@ -18,6 +18,7 @@
 #include <asio/post.hpp>
 
 #include "gtest/gtest.h"
+#include "support/hand_ticked_pool.hpp"
 #include "support/wait.hpp"
 
 namespace loopscale {
@@ -30,15 +31,9 @@ using ::loopscale::testing::eventually;
 class ListenerTest : public ::testing::Test {
  protected:
   void start_pool(std::size_t loops) {
-    PoolOptions o;
-    o.name = "listener-test";
-    o.scaling.min_loops = 1;
-    o.scaling.max_loops = loops;
-    o.scaling.window = 1h;
-    auto pool = LoopPool::create(o);
+    auto pool = testing::start_hand_ticked_pool("listener-test", loops);
     ASSERT_TRUE(pool.ok()) << pool.status();
     pool_ = *std::move(pool);
-    pool_->start();
   }
 
   // Listens on loop `i`; accepted sockets are kept, with the loop each is on.

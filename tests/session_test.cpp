@@ -23,6 +23,7 @@
 
 #include "gtest/gtest.h"
 #include "support/echo_session.hpp"
+#include "support/hand_ticked_pool.hpp"
 #include "support/wait.hpp"
 
 namespace loopscale {
@@ -42,18 +43,11 @@ std::size_t open_fds() {
 
 class SessionTest : public ::testing::Test {
  protected:
-  // A pool of `loops` loops, all active; the monitor takes its baseline and
-  // then waits an hour for its next tick.
+  // A pool of `loops` loops, all active, ticked by hand.
   void start_pool(std::size_t loops) {
-    PoolOptions o;
-    o.name = "session-test";
-    o.scaling.min_loops = 1;
-    o.scaling.max_loops = loops;
-    o.scaling.window = 1h;
-    auto pool = LoopPool::create(o);
+    auto pool = testing::start_hand_ticked_pool("session-test", loops);
     ASSERT_TRUE(pool.ok()) << pool.status();
     pool_ = *std::move(pool);
-    pool_->start();
   }
 
   void TearDown() override {

@@ -14,6 +14,7 @@
 
 #include "gtest/gtest.h"
 #include "loopscale/listener.hpp"
+#include "support/hand_ticked_pool.hpp"
 #include "support/wait.hpp"
 
 namespace loopscale {
@@ -24,14 +25,10 @@ using asio::ip::tcp;
 using ::loopscale::testing::eventually;
 
 TEST(ListenerStressTest, EveryConnectionIsAcceptedOnceWhileTheListenerMoves) {
-  PoolOptions o;
-  o.scaling.min_loops = 1;
-  o.scaling.max_loops = 3;
-  o.scaling.window = 1h;  // the test decides which loops are in rotation
-  auto created = LoopPool::create(o);
+  // The test decides which loops are in rotation.
+  auto created = testing::start_hand_ticked_pool("listener-stress", 3);
   ASSERT_TRUE(created.ok()) << created.status();
   std::unique_ptr<LoopPool> pool = *std::move(created);
-  pool->start();
 
   tcp_acceptor acceptor(pool->loop(0).get_executor(),
                         tcp::endpoint(asio::ip::address_v4::loopback(), 0));
