@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 
 namespace loopscale {
 namespace {
@@ -43,7 +44,15 @@ void EventLoop::report_handler_exception() const noexcept {
 }
 
 EventLoop::EventLoop(std::size_t index)
-    : index_(index), ctx_(kOneThreadConcurrencyHint) {}
+    : index_(index), ctx_(kOneThreadConcurrencyHint) {
+  // Asio makes a context's reactor (epoll, eventfd, timerfd: three
+  // descriptors) with its first I/O object, and throws if the process is out
+  // of descriptors then. A loop woken by a scale-up makes its first socket
+  // exactly when descriptors are short (a connection flood), in the middle
+  // of an accept or a connection's move. Made here, the failure comes at
+  // construction, where the pool reports it, and never later.
+  asio::steady_timer make_reactor(ctx_);
+}
 
 EventLoop::~EventLoop() {
   stop();

@@ -1,8 +1,11 @@
 #include "loopscale/listener.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <optional>
+#include <system_error>
 #include <utility>
 
 #include <asio/bind_cancellation_slot.hpp>
@@ -70,23 +73,25 @@ struct Listener::Core {
     return handle->closing_;
   }
 
-  // Moves the acceptor to `target`. False if the listener is closing (it
-  // stays, to close) or the descriptor could not be handed over (the
-  // acceptor is closed: the listener ends).
-  bool move_to(EventLoop& target) {
+  // Moves the acceptor to `target`. Returns why it did not: the listener
+  // is closing (operation_aborted: it stays, to close), or the descriptor
+  // could not be handed over (it stays on its loop, or, if that loop could
+  // not take it back either, the acceptor is closed).
+  std::error_code move_to(EventLoop& target) {
     {
       detail::MutexLock lock(handle->mu_);
-      if (handle->closing_) return false;
+      if (handle->closing_) return asio::error::operation_aborted;
       handle->home_ = &target;
     }
     detach();
     if (const std::error_code ec = detail::hand_over(acceptor, target)) {
-      if (on_error) on_error(ec);
-      return false;
+      detail::MutexLock lock(handle->mu_);
+      handle->home_ = home;  // a close() meanwhile is read before the next accept
+      return ec;
     }
     home = &target;
     arriving = true;
-    return true;
+    return {};
   }
 
   LoopPool* pool;
@@ -112,13 +117,21 @@ struct Listener::Core {
 // goes too, closing the acceptor. Completion handlers rather than a
 // coroutine, so that the library builds where C++20 coroutines do not (the
 // clang of the fuzzing build).
+//
+// A step that throws (out of descriptors or memory where a socket, timer or
+// handler is made) does not end the listener: the failure counts as a failed
+// accept, reported once per run of failures, and the listener tries again
+// after its pause. Each step hands the core on only in its last statement, so
+// the core is still there to pause with.
 struct Listener::Steps {
   using CorePtr = std::unique_ptr<Core>;
 
+  static void next(CorePtr core) { guarded(std::move(core), &next_step); }
+
   // The top of the loop: ends, moves, or starts the next accept.
-  static void next(CorePtr core) {
+  static void next_step(CorePtr& core) {
     Core& c = *core;
-    if (c.closing() || !c.acceptor->is_open()) return;  // ~Core closes
+    if (c.closing() || !c.acceptor->is_open()) return core.reset();  // ~Core closes
     const bool in_rotation = c.attach_and_check_rotation();
     if (std::exchange(c.arriving, false)) {
       // Counted once the listener is on its new loop's list: whoever reads
@@ -129,11 +142,22 @@ struct Listener::Steps {
       // Out of rotation: go where work goes, if any loop is active.
       EventLoop* target = c.pool->rebalance_target(*c.home);
       if (target != nullptr && !target->stopping()) {
-        if (!c.move_to(*target)) return next(std::move(core));  // closing, or closed
+        if (const std::error_code ec = c.move_to(*target)) {
+          if (ec == asio::error::operation_aborted) return next_step(core);  // closing
+          if (!c.acceptor->is_open()) {  // lost with its loop's reactor: the end
+            if (c.on_error) c.on_error(ec);
+            return core.reset();
+          }
+          return pause(std::move(core), ec);  // stayed here; tried again later
+        }
         asio::post(target->get_executor(),
                    [core = std::move(core)]() mutable { next(std::move(core)); });
         return;
       }
+    }
+    if (detail::descriptor_fault_for_testing()) {
+      throw std::system_error(EMFILE, std::generic_category(),
+                              "eventfd_select_interrupter (test hook)");
     }
     c.peer.emplace(c.pool->next());
     c.hook.waiting = true;
@@ -145,20 +169,25 @@ struct Listener::Steps {
   }
 
   static void accepted(CorePtr core, std::error_code ec) {
+    guarded(std::move(core), [ec](CorePtr& core) { accepted_step(core, ec); });
+  }
+
+  static void accepted_step(CorePtr& core, std::error_code ec) {
     Core& c = *core;
     c.hook.waiting = false;
     c.hook.interrupted = false;
-    if (ec == asio::error::operation_aborted) return next(std::move(core));  // closing or leaving
+    if (ec == asio::error::operation_aborted) return next_step(core);  // closing or leaving
     if (ec) return pause(std::move(core), ec);
     c.failing = false;
     c.pause = kFirstPause;
     // Chosen when the accept began: if that loop has left rotation since,
-    // the connection starts on one that is active now.
+    // the connection starts on one that is active now (or, if it cannot be
+    // handed over, where it is).
     EventLoop& chosen = c.peer->get_executor().loop();
     if (chosen.is_suspended() && !chosen.stopping()) {
       EventLoop& now = c.pool->next().loop();
-      if (&now != &chosen && detail::hand_over(c.peer, now)) {
-        return next(std::move(core));  // could not be handed over: closed
+      if (&now != &chosen && detail::hand_over(c.peer, now) && !c.peer->is_open()) {
+        return next_step(core);  // neither handed over nor kept: closed
       }
     }
     c.handle->accepted_.fetch_add(1, std::memory_order_relaxed);
@@ -170,12 +199,13 @@ struct Listener::Steps {
       c.home->report_handler_exception();
     }
     c.peer.reset();
-    next(std::move(core));
+    next_step(core);
   }
 
   // After a failed accept: waits, interruptibly, before the next one.
   static void pause(CorePtr core, std::error_code ec) {
     Core& c = *core;
+    c.peer.reset();
     c.handle->failures_.fetch_add(1, std::memory_order_relaxed);
     if (!std::exchange(c.failing, true) && c.on_error) c.on_error(ec);
     c.timer.emplace(c.home->get_executor(), c.pause);
@@ -187,6 +217,26 @@ struct Listener::Steps {
           core->hook.interrupted = false;
           next(std::move(core));
         }));
+  }
+
+  template <class Step>
+  static void guarded(CorePtr core, Step step) {
+    try {
+      step(core);
+    } catch (...) {
+      const std::error_code ec = detail::error_code_of(std::current_exception());
+      if (core == nullptr) {
+        // Thrown while Asio took the handler that owned the core: nothing
+        // is left to go on with.
+        std::fprintf(stderr, "loopscale: a listener ended: %s\n", ec.message().c_str());
+        return;
+      }
+      try {
+        pause(std::move(core), ec);
+      } catch (...) {
+        std::fprintf(stderr, "loopscale: a listener ended: %s\n", ec.message().c_str());
+      }
+    }
   }
 };
 

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "loopscale/cpu_limit.hpp"
 
 namespace loopscale {
@@ -41,7 +43,14 @@ absl::StatusOr<std::unique_ptr<LoopPool>> LoopPool::create(
   std::vector<std::unique_ptr<EventLoop>> loops;
   loops.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
-    loops.push_back(std::make_unique<EventLoop>(i));
+    try {
+      loops.push_back(std::make_unique<EventLoop>(i));
+    } catch (const std::system_error& e) {  // out of descriptors, mostly
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "pool \"%s\": loop %zu of %zu: cannot make its reactor (three "
+          "descriptors a loop): %s",
+          options.name, i, n, e.what()));
+    }
   }
   std::unique_ptr<shm::Publisher> publisher;
   absl::Status metrics_status;

@@ -18,7 +18,9 @@
 #include <asio/post.hpp>
 
 #include "gtest/gtest.h"
+#include "loopscale/detail/hand_over.hpp"
 #include "support/hand_ticked_pool.hpp"
+#include "support/open_fds.hpp"
 #include "support/wait.hpp"
 
 namespace loopscale {
@@ -27,6 +29,7 @@ namespace {
 using namespace std::chrono_literals;
 using asio::ip::tcp;
 using ::loopscale::testing::eventually;
+using ::loopscale::testing::open_fds;
 
 class ListenerTest : public ::testing::Test {
  protected:
@@ -217,6 +220,57 @@ TEST_F(ListenerTest, AnExceptionFromOnAcceptDoesNotStopTheListener) {
   EXPECT_TRUE(eventually([&] { return calls.load() == 2; }));
   EXPECT_EQ(listener_->accepted(), 2u);
   EXPECT_FALSE(listener_->closed());
+}
+
+// Out of descriptors where the accept step makes its next socket (as on a
+// loop that had no reactor yet): the step's exception used to end the
+// listener, and every later connection was refused.
+TEST_F(ListenerTest, AStepThatThrowsIsRetriedAfterAPauseAndTheListenerAcceptsOn) {
+  start_pool(2);
+  tcp_acceptor acceptor(pool_->loop(0).get_executor(),
+                        tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  endpoint_ = acceptor.local_endpoint();
+  std::atomic<int> calls{0};
+  std::vector<std::error_code> errors;  // on loop 0's thread, read after the waits
+  listener_ = Listener::start(
+      *pool_, std::move(acceptor), [&](tcp_socket) { calls.fetch_add(1); },
+      [&](std::error_code ec) { errors.push_back(ec); });
+  tcp::socket first = connect();
+  ASSERT_TRUE(eventually([&] { return calls.load() == 1; }));
+  // The next two steps, after the first connection, throw.
+  detail::fail_descriptors_for_testing = 2;
+  tcp::socket second = connect();
+  ASSERT_TRUE(eventually([&] { return calls.load() == 2; }));
+  tcp::socket third = connect();
+  ASSERT_TRUE(eventually([&] { return calls.load() == 3; }));
+  EXPECT_EQ(detail::fail_descriptors_for_testing.load(), 0);
+  EXPECT_EQ(listener_->accept_failures(), 2u);
+  EXPECT_FALSE(listener_->closed());
+  listener_->close();
+  listener_->wait_closed();
+  ASSERT_EQ(errors.size(), 1u) << "reported once per run of failures";
+  EXPECT_EQ(errors[0], std::errc::too_many_files_open);
+}
+
+// The target's reactor refuses the acceptor's descriptor: it stays on its
+// loop, still accepting, and moves once it can; nothing leaks.
+TEST_F(ListenerTest, AnAcceptorThatCannotMoveStaysAndMovesOnceItCan) {
+  start_pool(2);
+  listen_on(0);
+  tcp::socket first = connect();
+  ASSERT_TRUE(eventually([&] { return accepted() == 1; }));
+  const std::size_t fds_before = open_fds();
+  detail::fail_descriptors_for_testing = 1;
+  take_out(0);
+  ASSERT_TRUE(eventually([&] {
+    return listener_->moves() == 1 && pool_->loop(0).state() == LoopState::kSuspended;
+  })) << listener_->moves() << " moves, " << to_string(pool_->loop(0).state());
+  EXPECT_EQ(detail::fail_descriptors_for_testing.load(), 0);
+  EXPECT_EQ(listener_->accept_failures(), 1u);
+  tcp::socket second = connect();
+  ASSERT_TRUE(eventually([&] { return accepted() == 2; }));
+  EXPECT_EQ(accepted_on(1), &pool_->loop(1));
+  EXPECT_EQ(open_fds(), fds_before + 2) << "the second connection's two ends, no more";
 }
 
 TEST_F(ListenerTest, CloseStopsAcceptingAndWaitClosedReturns) {

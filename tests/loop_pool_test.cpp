@@ -13,12 +13,15 @@
 #include <memory>
 #include <thread>
 
+#include <sys/resource.h>
+
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "loopscale/shm/reader.hpp"
+#include "support/open_fds.hpp"
 #include "support/shm_file.hpp"
 #include "support/wait.hpp"
 
@@ -28,6 +31,7 @@ namespace {
 using namespace std::chrono_literals;
 using ::loopscale::testing::eventually;
 using ::loopscale::testing::thread_count;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 PoolOptions fast_options(std::size_t max_loops, std::size_t min_loops) {
@@ -114,6 +118,26 @@ TEST(LoopPoolTest, CreateRejectsInvalidOptionsNamingTheField) {
   EXPECT_EQ(pool.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(pool.status().message()),
               HasSubstr("scaling.scale_down_threshold"));
+}
+
+// Each loop makes its reactor (three descriptors) when it is built, so a
+// process short of descriptors hears it from create(), not from the first
+// socket of a loop woken under load.
+TEST(LoopPoolTest, CreateReportsLoopsThatCannotMakeTheirReactors) {
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = testing::open_fds() + 4;  // about one loop's three, not four loops' 12
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  PoolOptions o;
+  o.name = "short";
+  o.scaling.max_loops = 4;
+  auto pool = LoopPool::create(o);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_EQ(pool.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(pool.status().message()),
+              AllOf(HasSubstr("pool \"short\": loop "), HasSubstr(" of 4: cannot make its reactor"),
+                    HasSubstr("Too many open files")));
 }
 
 TEST(LoopPoolTest, MaxLoopsZeroMakesOneLoopPerCpu) {

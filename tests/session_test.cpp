@@ -7,10 +7,9 @@
 
 #include <array>
 #include <chrono>
-#include <filesystem>
-#include <iterator>
 #include <latch>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,8 +21,10 @@
 #include <asio/write.hpp>
 
 #include "gtest/gtest.h"
+#include "loopscale/detail/hand_over.hpp"
 #include "support/echo_session.hpp"
 #include "support/hand_ticked_pool.hpp"
+#include "support/open_fds.hpp"
 #include "support/wait.hpp"
 
 namespace loopscale {
@@ -32,14 +33,10 @@ namespace {
 using namespace std::chrono_literals;
 using asio::ip::tcp;
 using ::loopscale::testing::eventually;
+using ::loopscale::testing::open_fds;
 
 using ::loopscale::testing::echo;
 using ::loopscale::testing::EchoState;
-
-std::size_t open_fds() {
-  const std::filesystem::directory_iterator fds("/proc/self/fd");
-  return static_cast<std::size_t>(std::distance(begin(fds), end(fds)));
-}
 
 class SessionTest : public ::testing::Test {
  protected:
@@ -185,13 +182,8 @@ TEST_F(SessionTest, AConnectionInsideALongRequestIsNotInterrupted) {
 
 TEST_F(SessionTest, AClientThatDisconnectsDuringAMoveLeaksNothing) {
   start_pool(2);
-  // Each loop's reactor (epoll, its eventfd and timerfd) comes with its
-  // first socket: let both exist before counting.
-  for (std::size_t loop : {0, 1}) {
-    tcp::socket warm = connect_to(loop);
-    expect_echo(warm, "warm");
-  }
-  ASSERT_TRUE(eventually([&] { return registrations(0) + registrations(1) == 0; }));
+  // Each loop's reactor (epoll, its eventfd and timerfd) exists from the
+  // loop's construction: nothing done on loop 1 adds a descriptor for it.
   const std::size_t fds_before = open_fds();
   std::latch hold(1);
   {
@@ -219,6 +211,65 @@ TEST_F(SessionTest, AMoveToALoopThatIsStoppingIsRefusedAndTheSessionStays) {
   EXPECT_EQ(pool_->loop(0).moves_out(), 0u);
   EXPECT_EQ(registrations(0), 1u);
   expect_echo(client, "still on loop 0");
+}
+
+// The target's reactor refuses the descriptor (out of descriptors): the
+// connection stays on its loop with its bytes, nothing leaks, and it moves
+// once asked again. It used to be lost with its descriptor, in CLOSE-WAIT.
+TEST_F(SessionTest, AMoveWhoseHandOverFailsKeepsTheConnectionOnItsLoop) {
+  start_pool(2);
+  tcp::socket client = connect_to(0);
+  expect_echo(client, "x");
+  const std::size_t fds_before = open_fds();
+  detail::fail_descriptors_for_testing = 1;
+  drain(0);
+  ASSERT_TRUE(eventually([&] { return pool_->loop(0).moves_failed() == 1; }));
+  EXPECT_EQ(detail::fail_descriptors_for_testing.load(), 0);
+  EXPECT_EQ(pool_->loop(0).moves_out(), 0u);
+  EXPECT_EQ(registrations(0), 1u);
+  EXPECT_EQ(open_fds(), fds_before);
+  expect_echo(client, "still on loop 0");
+  pool_->loop(0).request_moves(1);  // the monitor's next tick
+  ASSERT_TRUE(eventually([&] {
+    return registrations(1) == 1 && registrations(0) == 0 &&
+           pool_->loop(0).moves_out() == 1 && pool_->loop(1).moves_in() == 1;
+  }));
+  expect_echo(client, "then on loop 1");
+  EXPECT_EQ(open_fds(), fds_before);
+}
+
+awaitable<void> throw_after_a_read(Session<EchoState>& s) {
+  std::error_code ec;
+  co_await s.async_read_some(asio::buffer(s.state().buf),
+                             asio::redirect_error(use_awaitable, ec));
+  throw std::runtime_error("the serve function failed");
+}
+
+TEST_F(SessionTest, AnExceptionFromServeIsReportedAndEndsTheConnectionCleanly) {
+  start_pool(1);
+  const std::size_t fds_before = open_fds();
+  tcp::socket client(client_ctx_);
+  client.connect(acceptor_.local_endpoint());
+  tcp_socket server(pool_->loop(0).get_executor());
+  acceptor_.accept(server);
+  ::testing::internal::CaptureStderr();
+  spawn_session(*pool_, std::move(server), EchoState{}, throw_after_a_read);
+  asio::write(client, asio::buffer(std::string("boom")));
+  char byte;
+  std::error_code ec;
+  client.read_some(asio::buffer(&byte, 1), ec);
+  EXPECT_EQ(ec, asio::error::eof);
+  EXPECT_TRUE(eventually([&] { return registrations(0) == 0; }));
+  // The report is posted as the coroutine ends, before the socket closed
+  // where the client saw it: a handler posted now runs after it.
+  std::latch reported(1);
+  asio::post(pool_->loop(0).get_executor(), [&] { reported.count_down(); });
+  reported.wait();
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("loop 0: a handler threw: the serve function failed"), std::string::npos)
+      << err;
+  client.close();
+  EXPECT_EQ(open_fds(), fds_before);
 }
 
 TEST_F(SessionTest, CloseModeClosesAnIdleConnectionAskedToLeave) {

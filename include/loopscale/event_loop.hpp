@@ -118,7 +118,10 @@ inline constexpr std::size_t kCacheLine = 64;
 class alignas(detail::kCacheLine) EventLoop {
  public:
   // Creates a suspended loop (no thread yet). `index` names the loop in
-  // statistics, thread names and error messages.
+  // statistics, thread names and error messages. The loop's reactor is made
+  // here (three descriptors: epoll, eventfd, timerfd), so that no I/O object
+  // made on the loop later can fail for want of one; throws
+  // `std::system_error` if the process is out of descriptors now.
   explicit EventLoop(std::size_t index = 0);
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;

@@ -33,9 +33,13 @@
 // ENOMEM) is retried after a pause, 1 ms at first, doubling up to 1 s, back
 // to 1 ms after an accept succeeds: an acceptor at the descriptor limit would
 // otherwise retry at once, for ever, a core at 100% and a loop that reads as
-// saturated to the scaler. `on_error`, if given, hears the first error of
-// each run of failures, and the error that ends a listener whose descriptor
-// could not be moved to another loop (it then closes).
+// saturated to the scaler. Any other failure of a step is one of these too:
+// an exception (out of memory or descriptors where a socket or timer is
+// made), or an acceptor that could not be moved to another loop (it stays
+// where it is and tries again after the pause). `on_error`, if given, hears
+// the first error of each run of failures, and the error that ends a
+// listener whose descriptor neither moved nor could be kept (it then closes:
+// the one failure the listener cannot outlive).
 //
 // Where it cannot follow: when no other loop is active (`min_loops = 0` and
 // an idle pool), the listener stays, and its loop keeps its thread until a

@@ -63,7 +63,9 @@ namespace loopscale {
 class LoopPool {
  public:
   // Validates `options` and builds the loops (no thread yet). Returns
-  // InvalidArgument naming the field for invalid options.
+  // InvalidArgument naming the field for invalid options, ResourceExhausted
+  // if a loop's reactor cannot be made (out of descriptors: each loop holds
+  // three from here on, see `EventLoop::EventLoop`).
   static absl::StatusOr<std::unique_ptr<LoopPool>> create(PoolOptions options);
 
   LoopPool(const LoopPool&) = delete;

@@ -60,9 +60,14 @@
 // its reactor and registered with the target's (two `epoll_ctl` calls), and
 // the session is posted to the target loop. No byte is lost, duplicated or
 // reordered: nothing is read or written during the hand-over, and what the
-// kernel holds stays in the socket's buffers. A move to a loop that is
-// stopping is refused (`EventLoop::moves_failed()`), and the session goes on
-// where it is.
+// kernel holds stays in the socket's buffers. A move that cannot happen (the
+// target is stopping, or the kernel refuses the descriptor there: out of
+// descriptors or memory) is counted (`EventLoop::moves_failed()`) and the
+// session goes on where it is; no failure leaks its descriptor.
+//
+// An exception that escapes the serve function ends the session (its socket
+// closes, its registration is released) and is reported on stderr like a
+// handler's (event_loop.hpp).
 //
 // Thread-safety: a session is used only by its own coroutine. `spawn_session`
 // may be called from any thread.
@@ -71,6 +76,7 @@
 #define LOOPSCALE_SESSION_HPP_
 
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -81,7 +87,6 @@
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 
 #include "loopscale/awaitable.hpp"
 #include "loopscale/detail/hand_over.hpp"
@@ -274,8 +279,9 @@ class Session {
   }
 
   // Hands the descriptor and the registration to `target`. Returns false if
-  // the target is stopping (the session stays) or the descriptor could not
-  // be handed over (the socket is closed: the session ends).
+  // the target is stopping or the descriptor could not be handed over (out
+  // of descriptors or memory): the session stays on its loop, or, if even
+  // that loop could not take its descriptor back, its socket is closed.
   bool move_to(EventLoop& target) {
     if (target.stopping() || target.closing()) {
       home_->moves_failed_.fetch_add(1, std::memory_order_relaxed);
@@ -293,11 +299,25 @@ class Session {
     return true;
   }
 
+  // A hand-over that failed left the socket open on home wherever the
+  // kernel allowed (see detail::hand_over): the session then goes on here.
   bool fail_move() {
     home_->moves_failed_.fetch_add(1, std::memory_order_relaxed);
-    std::error_code ignored;
-    socket_->close(ignored);
     return false;
+  }
+
+  // The completion of a session's coroutine: an exception that escaped the
+  // serve function is reported like a handler's, on the loop it ran on (the
+  // session, with its socket and registration, is gone by then).
+  static auto report_on(EventLoop& loop) {
+    return [&loop](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (...) {
+        loop.report_handler_exception();
+      }
+    };
   }
 
   LoopPool* pool_;
@@ -337,7 +357,7 @@ awaitable<void> run_session(std::unique_ptr<Session<State, Socket>> session,
       case S::Next::kMoved: {
         const LoopExecutor target = session->socket().get_executor();
         asio::co_spawn(target, run_session(std::move(session), std::move(serve)),
-                       asio::detached);
+                       S::report_on(target.loop()));
         co_return;
       }
     }
@@ -357,13 +377,14 @@ void spawn_session(LoopPool& pool, Socket socket, State state, Serve serve,
   EventLoop& chosen = accepted->get_executor().loop();
   if (chosen.is_suspended() && !chosen.stopping()) {
     EventLoop& now = pool.next().loop();
-    if (&now != &chosen && detail::hand_over(accepted, now)) return;  // closed
+    // If it cannot be handed over, it starts where it is (or, closed, not at all).
+    if (&now != &chosen && detail::hand_over(accepted, now) && !accepted->is_open()) return;
   }
+  using S = Session<State, Socket>;
   const LoopExecutor ex = accepted->get_executor();
-  std::unique_ptr<Session<State, Socket>> session(new Session<State, Socket>(
-      pool, std::move(*accepted), std::move(state), mode));
+  std::unique_ptr<S> session(new S(pool, std::move(*accepted), std::move(state), mode));
   asio::co_spawn(ex, detail::run_session(std::move(session), std::move(serve)),
-                 asio::detached);
+                 S::report_on(ex.loop()));
 }
 
 }  // namespace loopscale

@@ -8,6 +8,10 @@
 #ifndef LOOPSCALE_DETAIL_HAND_OVER_HPP_
 #define LOOPSCALE_DETAIL_HAND_OVER_HPP_
 
+#include <atomic>
+#include <cerrno>
+#include <exception>
+#include <new>
 #include <optional>
 #include <system_error>
 
@@ -17,20 +21,68 @@
 
 namespace loopscale::detail {
 
-// Re-registers `socket`'s descriptor with `target`'s reactor: the socket is
+// Tests only: the next this-many descriptor hand-overs and listener accept
+// steps fail as if the process had run out of descriptors (EMFILE): a
+// hand-over once the descriptor has left its loop's reactor (the target
+// refuses it), an accept step by throwing, as making a socket on a loop
+// without a reactor used to (Asio's eventfd).
+inline std::atomic<int> fail_descriptors_for_testing{0};
+
+// True if the test hook says this descriptor operation fails.
+inline bool descriptor_fault_for_testing() noexcept {
+  return fail_descriptors_for_testing.load(std::memory_order_relaxed) > 0 &&
+         fail_descriptors_for_testing.fetch_sub(1) > 0;
+}
+
+// The error code an exception stands for, where a caller reports codes.
+inline std::error_code error_code_of(std::exception_ptr e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::system_error& error) {
+    return error.code();
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  } catch (...) {
+    return std::make_error_code(std::errc::io_error);
+  }
+}
+
+// Re-registers `object`'s descriptor with `target`'s reactor: the object is
 // replaced by one of the same protocol on `target`'s executor. It must have
-// no operation pending. On failure the descriptor is closed and the error
-// returned (the socket is left closed).
-template <class Socket>
-std::error_code hand_over(std::optional<Socket>& socket, EventLoop& target) {
+// no operation pending.
+//
+// On failure the error is returned and, wherever the kernel allows, the
+// object stays open on its own loop (the descriptor back in that loop's
+// reactor), so a connection is never lost to a move that could not happen;
+// only if its own loop cannot take the descriptor back either is it closed
+// (then `object->is_open()` is false). No descriptor leaks on any path, and
+// nothing throws: a failure to make the target's side (out of descriptors
+// or memory) is an error like any other.
+template <class Object>
+std::error_code hand_over(std::optional<Object>& object, EventLoop& target) noexcept {
   std::error_code ec;
-  const auto protocol = socket->local_endpoint(ec).protocol();
+  const auto protocol = object->local_endpoint(ec).protocol();
   if (ec) return ec;
-  const auto fd = socket->release(ec);
-  if (ec) return ec;
-  socket.emplace(target.get_executor());
-  socket->assign(protocol, fd, ec);
-  if (ec) ::close(fd);
+  std::optional<Object> moved;
+  try {
+    moved.emplace(target.get_executor());
+  } catch (...) {
+    return error_code_of(std::current_exception());  // nothing released yet
+  }
+  const auto fd = object->release(ec);
+  if (ec) return ec;  // still registered where it was
+  if (descriptor_fault_for_testing()) {
+    ec = std::make_error_code(std::errc::too_many_files_open);
+  } else {
+    moved->assign(protocol, fd, ec);
+  }
+  if (!ec) {
+    object.emplace(std::move(*moved));
+    return ec;
+  }
+  std::error_code back;
+  object->assign(protocol, fd, back);
+  if (back) ::close(fd);
   return ec;
 }
 
