@@ -164,6 +164,55 @@ TEST_F(SessionTest, AfterAScaleUpTheMonitorSpreadsConnectionsEvenly) {
   EXPECT_EQ(pool_->stats().moves_requested, 6u);
 }
 
+// The step: a request whose read completed on a loop while that loop was
+// busy waits in its queue. If the pool then asks the loop to shed, the
+// session moves with the bytes it read, and the request is served where it
+// goes, not after the loop's backlog.
+TEST_F(SessionTest, ARequestReadOnALoopAskedToShedIsServedWhereTheSessionGoes) {
+  start_pool(2);
+  tcp::socket client = connect_to(0);
+  expect_echo(client, "warm");
+  // Two more connections make loop 0 the uneven one a move is worth from.
+  tcp::socket second = connect_to(0), third = connect_to(0);
+  ASSERT_TRUE(eventually([&] { return registrations(0) == 3; }));
+  // A runs on loop 0 while the request arrives; B is posted behind Asio's
+  // reactor run, so the read completes (the bytes are taken from the
+  // socket) and its completion waits in loop 0's queue behind B.
+  std::latch a_running(1), a_release(1), b_running(1), b_release(1);
+  asio::post(pool_->loop(0).get_executor(), [&] {
+    a_running.count_down();
+    a_release.wait();
+  });
+  a_running.wait();
+  const std::string request = "the request";
+  asio::write(client, asio::buffer(request));
+  asio::post(pool_->loop(0).get_executor(), [&] {
+    b_running.count_down();
+    b_release.wait();
+  });
+  a_release.count_down();
+  b_running.wait();
+  // Loop 1 is held: a request served on it cannot be answered yet.
+  std::latch one_running(1), one_release(1);
+  asio::post(pool_->loop(1).get_executor(), [&] {
+    one_running.count_down();
+    one_release.wait();
+  });
+  one_running.wait();
+  pool_->loop(0).request_moves(1);
+  b_release.count_down();
+  const bool moved = eventually([&] { return pool_->loop(0).moves_out() == 1; });
+  const std::size_t answered_early = client.available();
+  one_release.count_down();
+  ASSERT_TRUE(moved);
+  EXPECT_EQ(answered_early, 0u) << "served on loop 0 before it left";
+  std::string back(request.size(), '\0');
+  asio::read(client, asio::buffer(back));
+  EXPECT_EQ(back, request);
+  EXPECT_EQ(pool_->loop(1).moves_in(), 1u);
+  expect_echo(client, "nothing twice, nothing lost");
+}
+
 TEST_F(SessionTest, AConnectionInsideALongRequestIsNotInterrupted) {
   start_pool(2);
   tcp::socket client = connect_to(0, Rebalance::kMove, EchoState{{}, 300ms});

@@ -45,8 +45,12 @@
 //   * Read with `async_read_some()`: a session waiting there for input is
 //     interrupted when a move is asked (its read completes with
 //     `asio::error::operation_aborted`, having consumed nothing), so an idle
-//     connection leaves too. Writes are never interrupted, and a session
-//     inside a long request is asked again at its next boundary.
+//     connection leaves too. A read whose bytes arrive while a move is
+//     asked completes the same way: the session leaves with the bytes and
+//     the first read on the target returns them, so a request queued behind
+//     a saturated loop's backlog is served on the loop it moves to. Writes
+//     are never interrupted, and a session inside a long request is asked
+//     again at its next boundary.
 //   * On any read or write error, return without closing or shutting down the
 //     socket: the session closes it when it ends, and an interrupted read is
 //     not the end. To end the connection, close the socket (or shut it down)
@@ -79,11 +83,15 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <system_error>
 #include <utility>
 
+#include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
+#include <asio/buffer.hpp>
+#include <asio/post.hpp>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
@@ -156,23 +164,35 @@ class Session {
   // asks connections to leave while it waits (then it completes with
   // `asio::error::operation_aborted`, having read nothing). The completion
   // runs on the session's loop.
+  //
+  // A read that completes while the pool asks connections to leave this
+  // loop also completes with `operation_aborted`, having consumed nothing:
+  // the session moves with the bytes it read, and the first read on the
+  // target returns them, before anything still in the socket. A request
+  // queued on a loop that the pool sheds is thus served where it goes, at
+  // the cost of a move, not of waiting for the loop's backlog.
   template <class MutableBuffers, class CompletionToken>
   auto async_read_some(const MutableBuffers& buffers, CompletionToken&& token) {
     return asio::async_initiate<CompletionToken,
                                 void(std::error_code, std::size_t)>(
         [this](auto handler, const MutableBuffers& b) {
+          if (!unread_.empty()) return read_unread(std::move(handler), b);
           hook_.waiting = true;
           socket_->async_read_some(
               b, asio::bind_cancellation_slot(
                      cancel_.slot(),
-                     [this, h = std::move(handler)](std::error_code ec,
-                                                    std::size_t n) mutable {
+                     [this, b, h = std::move(handler)](std::error_code ec,
+                                                       std::size_t n) mutable {
                        hook_.waiting = false;
                        // An interruption that came after the read had
                        // completed cut nothing short: forget it, or the
                        // session would never be interrupted again.
                        if (ec != asio::error::operation_aborted) {
                          hook_.interrupted = false;
+                       }
+                       if (!ec && home_->moves_requested() != 0 && leave_with(b, n)) [[unlikely]] {
+                         std::move(h)(std::error_code(asio::error::operation_aborted), std::size_t{0});
+                         return;
                        }
                        std::move(h)(ec, n);
                      }));
@@ -242,8 +262,35 @@ class Session {
 
   // True if the peer has sent bytes the session has not read.
   bool input_pending() const {
+    if (!unread_.empty()) return true;
     std::error_code ec;
     return socket_->available(ec) > 0 && !ec;
+  }
+
+  // A read that completed while moves are asked: claims one, if the session
+  // has somewhere to go, and keeps the `n` bytes read into `b` to return
+  // them from the first read on the target. True = the read is to report
+  // `operation_aborted` and the session to leave (as if interrupted).
+  template <class MutableBuffers>
+  bool leave_with(const MutableBuffers& b, std::size_t n) {
+    if (mode_ != Rebalance::kMove || home_->closing() || target_ != nullptr) return false;
+    EventLoop* target = pool_->rebalance_target(*home_);
+    if (target == nullptr || !home_->claim_move()) return false;
+    target_ = target;
+    unread_.resize(n);
+    asio::buffer_copy(asio::buffer(unread_), b, n);
+    hook_.interrupted = true;
+    return true;
+  }
+
+  // Completes a read from the bytes kept by `leave_with`, as a read of the
+  // socket would, never inside the call that starts it.
+  template <class Handler, class MutableBuffers>
+  void read_unread(Handler handler, const MutableBuffers& b) {
+    const std::size_t n = asio::buffer_copy(b, asio::buffer(unread_));
+    unread_.erase(0, n);
+    const auto ex = asio::get_associated_executor(handler, socket_->get_executor());
+    asio::post(ex, [h = std::move(handler), n]() mutable { std::move(h)(std::error_code(), n); });
   }
 
   // Decides, after the serve function returned: does the session end, serve again
@@ -334,6 +381,9 @@ class Session {
   asio::cancellation_signal cancel_;
   // Claimed, not yet moved: where the session goes once serve returns.
   EventLoop* target_ = nullptr;
+  // Bytes read on a loop the session left before serving them: the next
+  // reads return them (see `async_read_some`).
+  std::string unread_;
   Rebalance mode_;
   bool close_requested_ = false;
   std::uint32_t moves_ = 0;
