@@ -109,7 +109,8 @@ std::optional<FieldError> check_scaling(const ScalingConfig& c) {
                            {"scale_down_cooldown_cycles", c.scale_down_cooldown_cycles,
                             kMaxCycles},
                            {"max_ramp_up_step", c.max_ramp_up_step, kMaxLoopCount},
-                           {"max_ramp_down_step", c.max_ramp_down_step, kMaxLoopCount}}) {
+                           {"max_ramp_down_step", c.max_ramp_down_step, kMaxLoopCount},
+                           {"fast_up_checks", c.fast_up_checks, kMaxFastUpChecks}}) {
     if (b.value > b.most) {
       return FieldError{b.field, absl::StrCat(sv(b.field), " = ", b.value,
                                               ": must be at most ", b.most)};
@@ -419,7 +420,8 @@ absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text) {
                 "scale_up_threshold", "patience_cycles", "max_ramp_up_step",
                 "max_ramp_down_step", "scale_down_cooldown_cycles", "signal",
                 "target_utilization", "drain_connected_loops",
-                "rebalance_connections", "max_moves_per_window"}),
+                "rebalance_connections", "max_moves_per_window",
+                "fast_up_checks"}),
            scaling.read_count("min_loops", s.min_loops),
            scaling.read_count("max_loops", s.max_loops),
            scaling.read_duration("window", s.window),
@@ -436,6 +438,7 @@ absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text) {
            scaling.read_bool("drain_connected_loops", s.drain_connected_loops),
            scaling.read_bool("rebalance_connections", s.rebalance_connections),
            scaling.read_count("max_moves_per_window", s.max_moves_per_window),
+           scaling.read_count("fast_up_checks", s.fast_up_checks),
            metrics.reject_unknown(
                {"enabled", "shm_path", "service", "file_mode"}),
            metrics.read_bool("enabled", out.metrics.enabled),

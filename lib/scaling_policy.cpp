@@ -58,6 +58,8 @@ std::string_view to_string(ScaleRule rule) noexcept {
       return "target_up";
     case ScaleRule::kTargetDown:
       return "target_down";
+    case ScaleRule::kFastUp:
+      return "fast_up";
     case ScaleRule::kBelowMin:
       return "below_min";
     case ScaleRule::kAboveMax:
@@ -113,6 +115,8 @@ void ScalingPolicy::baseline(std::span<const LoopObservation> observations) {
   mean_busy_ = 0;
   cooldown_left_ = 0;
   target_levels_.clear();
+  fast_up_done_ = false;
+  fast_up_level_ = 0;
 }
 
 ScaleDecision ScalingPolicy::decide(std::span<const LoopObservation> obs) {
@@ -133,6 +137,56 @@ ScaleDecision ScalingPolicy::decide(std::span<const LoopObservation> obs) {
     note_scale_down_held_by_up(w, d);
   }
   finish(w, d);
+  fast_up_done_ = false;
+  fast_up_level_ = 0;
+  return d;
+}
+
+ScaleDecision ScalingPolicy::decide_fast(std::span<const LoopObservation> obs) {
+  assert(obs.size() == loops_.size());
+  const ScalingConfig& c = config_;
+  ScaleDecision d;
+  if (c.fast_up_checks == 0 || fast_up_done_) return d;
+  std::vector<std::size_t> active;
+  double demand = 0.0;
+  for (std::size_t i = 0; i < obs.size(); ++i) {
+    if (obs[i].status != ExecutorStatus::kActive) continue;
+    const double u = obs[i].utilization;
+    active.push_back(i);
+    if (u >= kSaturatedUtilization) {
+      d.voters.push_back(i);
+      demand += kSaturationGain * u;
+    } else {
+      demand += u;
+    }
+  }
+  const std::size_t n = active.size();
+  // Below the lower bound or above the upper one the next window acts.
+  if (d.voters.empty() || n < min_active() || n >= max_active()) return {};
+  const double divisor = c.signal == ScaleSignal::kTarget ? c.target_utilization
+                                                          : c.scale_up_threshold;
+  const double raw = std::ceil(demand / divisor - kCeilSlack);
+  const std::size_t wanted =
+      raw <= 0.0 ? 0 : static_cast<std::size_t>(std::min(raw, 1e6));
+  const std::size_t level = std::clamp(wanted, min_active(), max_active());
+  const std::size_t n_up = up_step(level > n ? level - n : 0, n);
+  if (n_up == 0) return {};
+  d.rule = ScaleRule::kFastUp;
+  d.utilizations.reserve(obs.size());
+  for (const LoopObservation& o : obs) d.utilizations.push_back(o.utilization);
+  d.active_before = n;
+  d.demand = demand;
+  d.target_level = level;
+  pick_wake(obs, n_up, d);
+  d.active_after = n + d.wake.size();
+  fast_up_done_ = true;
+  fast_up_level_ = d.active_after;
+  cooldown_left_ = c.scale_down_cooldown_cycles;
+  d.reason = absl::StrFormat(
+      "fast_up: wake %s (loops %s saturated at u=%s between windows; demand "
+      "%.2f loops at %.2f needs %u); %u -> %u active",
+      list(d.wake), list(d.voters), list_u(d.voters, d.utilizations), demand,
+      divisor, level, n, d.active_after);
   return d;
 }
 
@@ -352,7 +406,8 @@ ScalingPolicy::Demand ScalingPolicy::target_demand(
   d.target_level = out.level;
   // Every window's level is remembered over the lookback, through actions:
   // the level that made the pool grow must age out before it can shrink.
-  target_levels_.push_back(out.level);
+  // So is a fast-up's within the window.
+  target_levels_.push_back(std::max(out.level, fast_up_level_));
   while (target_levels_.size() > target_lookback()) target_levels_.pop_front();
   return out;
 }

@@ -122,6 +122,14 @@ TEST(ValidateTest, RejectsMovesPerWindowOutsideItsRange) {
   EXPECT_TRUE(validate(c).ok());
 }
 
+TEST(ValidateTest, RejectsMoreFastUpChecksThanItsBound) {
+  ScalingConfig c;
+  c.fast_up_checks = kMaxFastUpChecks + 1;
+  EXPECT_THAT(validate(c).message(), HasSubstr("fast_up_checks = 65: must be at most 64"));
+  c.fast_up_checks = 0;  // off
+  EXPECT_TRUE(validate(c).ok());
+}
+
 TEST(ValidateTest, RejectsAbsurdLoopCounts) {
   ScalingConfig c;
   c.max_loops = 1'000'000;
@@ -199,6 +207,7 @@ target_utilization = 0.6
 drain_connected_loops = false
 rebalance_connections = false
 max_moves_per_window = 7
+fast_up_checks = 8
 [metrics]
 enabled = true
 shm_path = "/dev/shm/x"
@@ -221,6 +230,7 @@ file_mode = 0o660
   EXPECT_FALSE(o->scaling.drain_connected_loops);
   EXPECT_FALSE(o->scaling.rebalance_connections);
   EXPECT_EQ(o->scaling.max_moves_per_window, 7u);
+  EXPECT_EQ(o->scaling.fast_up_checks, 8u);
   EXPECT_TRUE(o->metrics.enabled);
   EXPECT_EQ(o->metrics.shm_path, "/dev/shm/x");
   EXPECT_EQ(o->metrics.service, "svc");
@@ -374,6 +384,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"scaling", "max_moves_per_window", "0"},
         BadValue{"scaling", "max_moves_per_window", "1000001"},
         BadValue{"scaling", "max_moves_per_window", "-3"},
+        BadValue{"scaling", "fast_up_checks", "65"},
+        BadValue{"scaling", "fast_up_checks", "-1"},
         BadValue{"metrics", "enabled", "1"},
         BadValue{"metrics", "shm_path", "\"relative/path\""},
         BadValue{"metrics", "service",

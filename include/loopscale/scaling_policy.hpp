@@ -80,6 +80,16 @@
 //     between target_utilization (where a step lands) and
 //     scale_up_threshold (where the next one starts) is the hysteresis.
 //
+// Fast up (`decide_fast`, every signal, `fast_up_checks` > 0): between two
+// windows the monitor measures the loops over a fraction of the window; an
+// active loop busy for at least kSaturatedUtilization of it wakes loops at
+// once, sized as kTarget sizes its first saturated window (saturated loops
+// count kSaturationGain times their utilization; the divisor is
+// target_utilization, or scale_up_threshold under the other signals), within
+// the bounds and the ramp. Up only, at most once per window; it starts the
+// cooldown and, under kTarget, its level is remembered over the lookback
+// like a window's, so the patient way down is unchanged.
+//
 // Thread-safety: none; the monitor serializes calls.
 
 #ifndef LOOPSCALE_SCALING_POLICY_HPP_
@@ -120,12 +130,13 @@ enum class ScaleRule : std::uint8_t {
   kScaleDown,     // idle loops for patience windows
   kTargetUp,      // kTarget: demand needs more loops
   kTargetDown,    // kTarget: fewer loops would have done over the lookback
+  kFastUp,        // a loop saturated between two windows (decide_fast)
   kBelowMin,      // fewer active loops than the lower bound
   kAboveMax,      // more active loops than the upper bound
 };
 
 // Returns "none", "baseline", "clock_skipped", "scale_up", "scale_down",
-// "target_up", "target_down", "below_min" or "above_max".
+// "target_up", "target_down", "fast_up", "below_min" or "above_max".
 std::string_view to_string(ScaleRule rule) noexcept;
 
 // Why a scaling direction that was due did not act in a window.
@@ -239,6 +250,13 @@ class ScalingPolicy {
   // entries.
   ScaleDecision decide(std::span<const LoopObservation> observations);
 
+  // Decides between two windows, on `observations` measured over the part
+  // of the window since the last check (lag is not read): wakes loops at
+  // once if an active loop is saturated and the pool can grow (see "Fast up"
+  // above), else returns rule kNone and changes nothing. `voters` are the
+  // saturated loops. At most one fast-up acts between two `decide()` calls.
+  ScaleDecision decide_fast(std::span<const LoopObservation> observations);
+
   // Returns, per executor, how many of its connections should leave it in
   // the next window, given the statuses the decision left the executors in
   // (`after`): every connection of a draining executor, and on an active
@@ -334,6 +352,10 @@ class ScalingPolicy {
   // kTarget: the levels of the last kTargetLookbackFactor * patience
   // windows, most recent last.
   std::deque<std::size_t> target_levels_;
+  // A fast-up acted since the last decide(); the level it sized the pool to
+  // (joins the window's level in the lookback).
+  bool fast_up_done_ = false;
+  std::size_t fast_up_level_ = 0;
 };
 
 }  // namespace loopscale

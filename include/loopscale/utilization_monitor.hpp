@@ -158,8 +158,10 @@ struct MonitorStats {
   // Ticks that measured a window (the baseline and skipped ticks excluded).
   std::uint64_t ticks = 0;
   std::uint64_t skipped_ticks = 0;
-  // Decisions that woke executors (scale_up, below_min).
+  // Decisions that woke executors (scale_up, target_up, fast_up, below_min).
   std::uint64_t scale_ups = 0;
+  // Of those, the ones taken between ticks (fast_up).
+  std::uint64_t fast_ups = 0;
   // Decisions that suspended or drained executors (scale_down, above_max).
   std::uint64_t scale_downs = 0;
   std::uint64_t executors_woken = 0;
@@ -210,6 +212,7 @@ class UtilizationMonitor {
         stats_(initial_stats(chooser.size())),
         policy_(config, chooser.size()),
         last_busy_(chooser.size()),
+        check_busy_(chooser.size()),
         statuses_(chooser.size(), ExecutorStatus::kActive),
         utilizations_(chooser.size(), 0.0),
         lags_(chooser.size()),
@@ -232,6 +235,16 @@ class UtilizationMonitor {
   // comment) and returns its decision. Deterministic given the executors'
   // answers.
   ScaleDecision tick(Clock::time_point now);
+
+  // Between two ticks: measures the executors over the time since the last
+  // tick or check and, if an active one is saturated and the pool can grow,
+  // wakes executors at once (`ScalingPolicy::decide_fast`, rule kFastUp),
+  // applied as a tick's decision is (moves included); listeners hear it.
+  // Until the next tick the saturated executors stay out of the chooser's
+  // rotation, so that new work goes to the others. Returns rule kNone and
+  // changes nothing otherwise. Reads no lag and runs no sinks (the next
+  // tick publishes). The monitor's thread calls it; tests call it by hand.
+  ScaleDecision check_saturation(Clock::time_point now);
 
   // Starts a thread that ticks every `window` (the current configuration's;
   // a retuned window applies from the next tick), beginning with a baseline
@@ -317,8 +330,11 @@ class UtilizationMonitor {
   ScaleDecision take_baseline(Clock::time_point now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
   ScaleDecision skip_tick();
-  Observation observe(std::chrono::nanoseconds elapsed)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
+  // Utilizations over `elapsed`, from the busy totals `since`; asks
+  // executors for their lag (and so starts a new probe) if `read_lag`.
+  Observation observe(std::chrono::nanoseconds elapsed,
+                      const std::vector<std::chrono::nanoseconds>& since,
+                      bool read_lag) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
   // What applying a decision left behind.
   struct Applied {
     std::vector<ExecutorStatus> statuses;
@@ -333,6 +349,9 @@ class UtilizationMonitor {
   void report(Clock::time_point now, const ScaleDecision& d,
               const Observation& obs, Applied applied)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
+  // The counters every decision adds to. Caller holds mu_.
+  void count(const ScaleDecision& d, const Applied& applied)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void run_sinks(const ScaleEvent& event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
   // Calls a listener or sink; an exception is counted and reported.
   template <class Callback, class Arg>
@@ -347,6 +366,9 @@ class UtilizationMonitor {
   bool ask_to_suspend(std::size_t i, ExecutorStatus& status);
 
   void arm_timer(Clock::time_point deadline);
+  // When the monitor's thread wakes next: the next tick, or the next
+  // saturation check before it.
+  Clock::time_point next_wakeup(Clock::time_point now) const;
 
   static MonitorStats initial_stats(std::size_t executors) {
     MonitorStats s;
@@ -367,6 +389,9 @@ class UtilizationMonitor {
   ScalingPolicy policy_ ABSL_GUARDED_BY(tick_mu_);
   std::vector<std::chrono::nanoseconds> last_busy_ ABSL_GUARDED_BY(tick_mu_);
   Clock::time_point last_tick_ ABSL_GUARDED_BY(tick_mu_);
+  // The busy totals and time of the last tick or saturation check.
+  std::vector<std::chrono::nanoseconds> check_busy_ ABSL_GUARDED_BY(tick_mu_);
+  Clock::time_point last_check_ ABSL_GUARDED_BY(tick_mu_);
   bool have_baseline_ ABSL_GUARDED_BY(tick_mu_) = false;
   std::uint64_t tick_count_ ABSL_GUARDED_BY(tick_mu_) = 0;
   std::vector<std::function<void(const ScaleEvent&)>> listeners_
@@ -383,6 +408,9 @@ class UtilizationMonitor {
   detail::Mutex life_mu_;
   asio::io_context timer_ctx_;
   asio::steady_timer timer_;
+  // The timer thread's (and start()'s before it runs): when the next tick is
+  // due.
+  Clock::time_point next_tick_;
   std::thread thread_ ABSL_GUARDED_BY(life_mu_);
 };
 

@@ -15,12 +15,46 @@ ScaleDecision UtilizationMonitor<E>::tick(Clock::time_point now) {
       now - last_tick_);
   if (elapsed <= std::chrono::nanoseconds::zero()) return skip_tick();
   ++tick_count_;
-  Observation obs = observe(elapsed);
+  Observation obs = observe(elapsed, last_busy_, /*read_lag=*/true);
   ScaleDecision d = policy_.decide(obs.loops);
   Applied applied = apply(d, obs);
+  check_busy_ = obs.busy;
   last_busy_ = std::move(obs.busy);
-  last_tick_ = now;
+  last_tick_ = last_check_ = now;
   report(now, d, obs, std::move(applied));
+  return d;
+}
+
+template <ScalableExecutor E>
+ScaleDecision UtilizationMonitor<E>::check_saturation(Clock::time_point now) {
+  detail::MutexLock tick_lock(tick_mu_);
+  take_pending_config();
+  if (!have_baseline_) return {};
+  const auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      now - last_check_);
+  if (elapsed <= std::chrono::nanoseconds::zero()) return {};
+  Observation obs = observe(elapsed, check_busy_, /*read_lag=*/false);
+  check_busy_ = std::move(obs.busy);
+  last_check_ = now;
+  ScaleDecision d = policy_.decide_fast(obs.loops);
+  if (!d.acted()) return d;
+  Applied applied = apply(d, obs);
+  std::vector<std::size_t> rotation;
+  for (std::size_t i = 0; i < applied.statuses.size(); ++i) {
+    if (applied.statuses[i] == ExecutorStatus::kActive &&
+        std::find(d.voters.begin(), d.voters.end(), i) == d.voters.end()) {
+      rotation.push_back(i);
+    }
+  }
+  if (!rotation.empty()) chooser_.publish(rotation);
+  {
+    detail::MutexLock lock(mu_);
+    statuses_ = std::move(applied.statuses);
+    ++stats_.fast_ups;
+    count(d, applied);
+  }
+  const ScaleEvent event{now, tick_count_, d};
+  for (const auto& listener : listeners_) call_guarded(listener, event);
   return d;
 }
 
@@ -64,6 +98,8 @@ ScaleDecision UtilizationMonitor<E>::take_baseline(Clock::time_point now) {
     detail::MutexLock lock(mu_);
     statuses_ = std::move(statuses);
   }
+  check_busy_ = last_busy_;
+  last_check_ = now;
   run_sinks(ScaleEvent{now, tick_count_, d});
   return d;
 }
@@ -98,7 +134,8 @@ ExecutorStatus UtilizationMonitor<E>::status_of(std::size_t i,
 
 template <ScalableExecutor E>
 typename UtilizationMonitor<E>::Observation UtilizationMonitor<E>::observe(
-    std::chrono::nanoseconds elapsed) {
+    std::chrono::nanoseconds elapsed,
+    const std::vector<std::chrono::nanoseconds>& since, bool read_lag) {
   const std::size_t n = chooser_.size();
   Observation obs;
   obs.elapsed = elapsed;
@@ -108,13 +145,13 @@ typename UtilizationMonitor<E>::Observation UtilizationMonitor<E>::observe(
     E& e = chooser_.executor(i);
     obs.busy[i] = e.busy_time();
     const ExecutorStatus st = status_of(i, statuses_[i]);
-    const auto delta = obs.busy[i] - last_busy_[i];
+    const auto delta = obs.busy[i] - since[i];
     double u = static_cast<double>(delta.count()) /
                static_cast<double>(elapsed.count());
     if (st != ExecutorStatus::kActive || !(u > 0.0)) u = 0.0;
     std::chrono::nanoseconds lag{0};
     if constexpr (LagReportingExecutor<E>) {
-      if (st == ExecutorStatus::kActive) lag = e.scheduling_lag();
+      if (read_lag && st == ExecutorStatus::kActive) lag = e.scheduling_lag();
     }
     obs.loops[i] = LoopObservation{st, std::min(u, 1.0), e.registrations(), lag};
   }
@@ -198,20 +235,26 @@ void UtilizationMonitor<E>::report(Clock::time_point now,
       }
     }
     ++stats_.ticks;
-    if (!d.wake.empty()) ++stats_.scale_ups;
-    if (!d.suspend.empty() || !d.drain.empty()) ++stats_.scale_downs;
-    stats_.executors_woken += d.wake.size();
-    stats_.executors_suspended += d.suspend.size();
-    stats_.executors_drained += d.drain.size();
-    stats_.refusals += applied.refusals;
-    for (std::size_t m : d.moves) stats_.moves_requested += m;
-    if (d.acted() || d.held != HoldReason::kNone) stats_.last_decision = d;
+    count(d, applied);
   }
   const ScaleEvent event{now, tick_count_, d};
   if (d.acted()) {
     for (const auto& listener : listeners_) call_guarded(listener, event);
   }
   run_sinks(event);
+}
+
+template <ScalableExecutor E>
+void UtilizationMonitor<E>::count(const ScaleDecision& d,
+                                  const Applied& applied) {
+  if (!d.wake.empty()) ++stats_.scale_ups;
+  if (!d.suspend.empty() || !d.drain.empty()) ++stats_.scale_downs;
+  stats_.executors_woken += d.wake.size();
+  stats_.executors_suspended += d.suspend.size();
+  stats_.executors_drained += d.drain.size();
+  stats_.refusals += applied.refusals;
+  for (std::size_t m : d.moves) stats_.moves_requested += m;
+  if (d.acted() || d.held != HoldReason::kNone) stats_.last_decision = d;
 }
 
 template <ScalableExecutor E>
@@ -258,7 +301,8 @@ void UtilizationMonitor<E>::start() {
   const Clock::time_point now = Clock::now();
   tick(now);  // the baseline, if none was taken yet
   timer_ctx_.restart();
-  arm_timer(now + config().window);
+  next_tick_ = now + config().window;
+  arm_timer(next_wakeup(now));
   thread_ = std::thread([this] { timer_ctx_.run(); });
 }
 
@@ -276,14 +320,32 @@ void UtilizationMonitor<E>::arm_timer(Clock::time_point deadline) {
   timer_.async_wait([this](const std::error_code& ec) {
     if (ec) return;  // cancelled by a restart
     const Clock::time_point now = Clock::now();
-    tick(now);
-    // Ticks stay on a fixed grid of windows unless the thread fell a whole
-    // window behind (a stalled machine): then the grid restarts from now
-    // rather than firing a burst of back-to-back ticks.
-    Clock::time_point next = timer_.expiry() + config().window;
-    if (next <= now) next = now + config().window;
-    arm_timer(next);
+    if (now < next_tick_) {
+      check_saturation(now);
+    } else {
+      tick(now);
+      // Ticks stay on a fixed grid of windows unless the thread fell a
+      // whole window behind (a stalled machine): then the grid restarts
+      // from now rather than firing a burst of back-to-back ticks.
+      next_tick_ += config().window;
+      if (next_tick_ <= now) next_tick_ = now + config().window;
+    }
+    arm_timer(next_wakeup(now));
   });
+}
+
+template <ScalableExecutor E>
+Clock::time_point UtilizationMonitor<E>::next_wakeup(Clock::time_point now) const {
+  const ScalingConfig c = config();
+  if (c.fast_up_checks == 0 ||
+      chooser_.active_count() >= active_bounds(c, chooser_.size()).max) {
+    return next_tick_;
+  }
+  const auto interval = std::max(c.window / static_cast<std::int64_t>(c.fast_up_checks),
+                                 kMinFastUpInterval);
+  // A check due within half an interval of the tick is left to the tick.
+  const Clock::time_point check = now + interval;
+  return check + interval / 2 < next_tick_ ? check : next_tick_;
 }
 
 }  // namespace loopscale
