@@ -109,8 +109,7 @@ std::optional<FieldError> check_scaling(const ScalingConfig& c) {
                            {"scale_down_cooldown_cycles", c.scale_down_cooldown_cycles,
                             kMaxCycles},
                            {"max_ramp_up_step", c.max_ramp_up_step, kMaxLoopCount},
-                           {"max_ramp_down_step", c.max_ramp_down_step, kMaxLoopCount},
-                           {"fast_up_checks", c.fast_up_checks, kMaxFastUpChecks}}) {
+                           {"max_ramp_down_step", c.max_ramp_down_step, kMaxLoopCount}}) {
     if (b.value > b.most) {
       return FieldError{b.field, absl::StrCat(sv(b.field), " = ", b.value,
                                               ": must be at most ", b.most)};
@@ -125,6 +124,16 @@ std::optional<FieldError> check_scaling(const ScalingConfig& c) {
                       absl::StrCat("target_utilization = ",
                                    show(c.target_utilization),
                                    ": must be in (0, 1]")};
+  }
+  if (c.fast_up_interval != std::chrono::nanoseconds::zero() &&
+      (c.fast_up_interval < kMinFastUpInterval || c.fast_up_interval > kMaxWindow)) {
+    return FieldError{
+        "fast_up_interval",
+        absl::StrCat("fast_up_interval = ",
+                     absl::FormatDuration(absl::FromChrono(c.fast_up_interval)),
+                     ": must be 0 (off) or between ",
+                     absl::FormatDuration(absl::FromChrono(kMinFastUpInterval)), " and ",
+                     absl::FormatDuration(absl::FromChrono(kMaxWindow)))};
   }
   if (c.max_moves_per_window == 0 ||
       c.max_moves_per_window > kMaxMovesPerWindow) {
@@ -421,7 +430,7 @@ absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text) {
                 "max_ramp_down_step", "scale_down_cooldown_cycles", "signal",
                 "target_utilization", "drain_connected_loops",
                 "rebalance_connections", "max_moves_per_window",
-                "fast_up_checks"}),
+                "fast_up_interval"}),
            scaling.read_count("min_loops", s.min_loops),
            scaling.read_count("max_loops", s.max_loops),
            scaling.read_duration("window", s.window),
@@ -438,7 +447,7 @@ absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text) {
            scaling.read_bool("drain_connected_loops", s.drain_connected_loops),
            scaling.read_bool("rebalance_connections", s.rebalance_connections),
            scaling.read_count("max_moves_per_window", s.max_moves_per_window),
-           scaling.read_count("fast_up_checks", s.fast_up_checks),
+           scaling.read_duration("fast_up_interval", s.fast_up_interval),
            metrics.reject_unknown(
                {"enabled", "shm_path", "service", "file_mode"}),
            metrics.read_bool("enabled", out.metrics.enabled),

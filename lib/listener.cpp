@@ -19,6 +19,11 @@ namespace loopscale {
 namespace {
 constexpr std::chrono::milliseconds kFirstPause{1};
 constexpr std::chrono::milliseconds kLongestPause{1000};
+// Connections taken from the backlog per turn of the listener's handler.
+// One per turn starves the accepts of a loop busy with other handlers (each
+// turn waits behind a pass over the loop's queue); more than a few dozen
+// would hold the loop's other work up. Netty's server channels read 16.
+constexpr int kAcceptBatch = 16;
 }  // namespace
 
 // What the listener's pending operation owns, and its place in its loop's
@@ -190,16 +195,38 @@ struct Listener::Steps {
         return next_step(core);  // neither handed over nor kept: closed
       }
     }
+    hand_to_user(c, std::move(*c.peer));
+    c.peer.reset();
+    accept_backlog(c);
+    next_step(core);
+  }
+
+  static void hand_to_user(Core& c, tcp_socket peer) {
     c.handle->accepted_.fetch_add(1, std::memory_order_relaxed);
     try {
-      c.on_accept(std::move(*c.peer));
+      c.on_accept(std::move(peer));
     } catch (...) {
       // One connection's failure must not end the listener: reported like a
       // handler's exception, and the accepting goes on.
       c.home->report_handler_exception();
     }
-    c.peer.reset();
-    next_step(core);
+  }
+
+  // Takes what else waits in the backlog, up to kAcceptBatch in all, each
+  // on the loop `next()` picks, without waiting: a failure (the backlog is
+  // empty, or EMFILE) ends the batch, and the asynchronous accept that
+  // follows meets it as usual.
+  static void accept_backlog(Core& c) {
+    std::error_code ec;
+    // Asio's own non-blocking mode covers its asynchronous operations only;
+    // without the user's, a synchronous accept would wait on an empty
+    // backlog. Set each time: a move makes a new acceptor object.
+    c.acceptor->non_blocking(true, ec);
+    for (int i = 1; i < kAcceptBatch && !ec; ++i) {
+      tcp_socket peer(c.pool->next());
+      c.acceptor->accept(peer, ec);
+      if (!ec) hand_to_user(c, std::move(peer));
+    }
   }
 
   // After a failed accept: waits, interruptibly, before the next one.

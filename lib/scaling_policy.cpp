@@ -146,7 +146,7 @@ ScaleDecision ScalingPolicy::decide_fast(std::span<const LoopObservation> obs) {
   assert(obs.size() == loops_.size());
   const ScalingConfig& c = config_;
   ScaleDecision d;
-  if (c.fast_up_checks == 0 || fast_up_done_) return d;
+  if (c.fast_up_interval == std::chrono::nanoseconds::zero() || fast_up_done_) return d;
   std::vector<std::size_t> active;
   double demand = 0.0;
   for (std::size_t i = 0; i < obs.size(); ++i) {

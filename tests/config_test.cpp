@@ -122,11 +122,20 @@ TEST(ValidateTest, RejectsMovesPerWindowOutsideItsRange) {
   EXPECT_TRUE(validate(c).ok());
 }
 
-TEST(ValidateTest, RejectsMoreFastUpChecksThanItsBound) {
+TEST(ParseTest, AZeroFastUpIntervalTurnsFastUpOff) {
+  auto o = parse_pool_options("[scaling]\nfast_up_interval = \"0s\"\n");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->scaling.fast_up_interval, std::chrono::nanoseconds::zero());
+}
+
+TEST(ValidateTest, RejectsAFastUpIntervalOutsideItsRange) {
   ScalingConfig c;
-  c.fast_up_checks = kMaxFastUpChecks + 1;
-  EXPECT_THAT(validate(c).message(), HasSubstr("fast_up_checks = 65: must be at most 64"));
-  c.fast_up_checks = 0;  // off
+  c.fast_up_interval = std::chrono::milliseconds(1);
+  EXPECT_THAT(validate(c).message(),
+              HasSubstr("fast_up_interval = 1ms: must be 0 (off) or between 5ms and 1h"));
+  c.fast_up_interval = std::chrono::hours(2);
+  EXPECT_THAT(validate(c).message(), HasSubstr("fast_up_interval = 2h"));
+  c.fast_up_interval = std::chrono::nanoseconds::zero();  // off
   EXPECT_TRUE(validate(c).ok());
 }
 
@@ -207,7 +216,7 @@ target_utilization = 0.6
 drain_connected_loops = false
 rebalance_connections = false
 max_moves_per_window = 7
-fast_up_checks = 8
+fast_up_interval = "50ms"
 [metrics]
 enabled = true
 shm_path = "/dev/shm/x"
@@ -230,7 +239,7 @@ file_mode = 0o660
   EXPECT_FALSE(o->scaling.drain_connected_loops);
   EXPECT_FALSE(o->scaling.rebalance_connections);
   EXPECT_EQ(o->scaling.max_moves_per_window, 7u);
-  EXPECT_EQ(o->scaling.fast_up_checks, 8u);
+  EXPECT_EQ(o->scaling.fast_up_interval, std::chrono::milliseconds(50));
   EXPECT_TRUE(o->metrics.enabled);
   EXPECT_EQ(o->metrics.shm_path, "/dev/shm/x");
   EXPECT_EQ(o->metrics.service, "svc");
@@ -384,8 +393,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"scaling", "max_moves_per_window", "0"},
         BadValue{"scaling", "max_moves_per_window", "1000001"},
         BadValue{"scaling", "max_moves_per_window", "-3"},
-        BadValue{"scaling", "fast_up_checks", "65"},
-        BadValue{"scaling", "fast_up_checks", "-1"},
+        BadValue{"scaling", "fast_up_interval", "\"1ms\""},
+        BadValue{"scaling", "fast_up_interval", "20"},
         BadValue{"metrics", "enabled", "1"},
         BadValue{"metrics", "shm_path", "\"relative/path\""},
         BadValue{"metrics", "service",

@@ -32,7 +32,7 @@ ScalingConfig fast_config() {
   c.target_utilization = 0.7;
   c.scale_down_cooldown_cycles = 2;
   c.max_ramp_down_step = 8;
-  c.fast_up_checks = 4;
+  c.fast_up_interval = 25ms;
   return c;
 }
 
@@ -73,7 +73,7 @@ TEST(FastUpPolicyTest, NothingBelowSaturationAtTheBoundOrWhenOff) {
   ScalingPolicy full = started(at_max, 2);
   EXPECT_EQ(full.decide_fast(obs({1.0, 1.0}, 2)).rule, ScaleRule::kNone);
   ScalingConfig off = fast_config();
-  off.fast_up_checks = 0;
+  off.fast_up_interval = 0ns;
   ScalingPolicy never = started(off, 1);
   EXPECT_EQ(never.decide_fast(obs({1.0}, 1)).rule, ScaleRule::kNone);
 }
@@ -244,8 +244,7 @@ struct ClockExecutor {
 TEST(FastUpThreadTest, TheMonitorsThreadChecksBetweenTicks) {
   ScalingConfig c = fast_config();
   c.max_loops = 2;
-  c.window = 60s;         // no tick during the test
-  c.fast_up_checks = 64;  // a check every 0.94 s
+  c.window = 60s;  // no tick during the test
   ClockExecutor hot{.saturated = true};
   ClockExecutor idle;
   idle.suspended = true;

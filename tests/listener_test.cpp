@@ -171,6 +171,29 @@ TEST_F(ListenerTest, ConnectionsThatArriveDuringAMoveAreAllAccepted) {
   for (std::size_t k = 0; k < 5; ++k) EXPECT_EQ(accepted_on(k), &pool_->loop(1));
 }
 
+TEST_F(ListenerTest, ABacklogIsAcceptedInOneTurnOfTheListenersLoop) {
+  // On a loop busy with other handlers each turn of the listener waits a
+  // pass over the loop's queue: one connection per turn is too slow.
+  start_pool(2);
+  tcp_acceptor acceptor(pool_->loop(0).get_executor(),
+                        tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  endpoint_ = acceptor.local_endpoint();
+  std::vector<std::uint64_t> turns;  // loop 0's handler count at each accept
+  listener_ = Listener::start(*pool_, std::move(acceptor), [&](tcp_socket s) {
+    std::lock_guard lock(mu_);
+    turns.push_back(pool_->loop(0).activity().handlers);
+    sockets_.push_back(std::make_unique<tcp_socket>(std::move(s)));
+  });
+  std::latch hold(1);
+  asio::post(pool_->loop(0).get_executor(), [&] { hold.wait(); });
+  std::vector<tcp::socket> clients;
+  for (int i = 0; i < 5; ++i) clients.push_back(connect());  // into the backlog
+  hold.count_down();
+  ASSERT_TRUE(eventually([&] { return accepted() == 5; }));
+  std::lock_guard lock(mu_);
+  for (std::uint64_t t : turns) EXPECT_EQ(t, turns.front());
+}
+
 TEST_F(ListenerTest, ALoopTakenBackBeforeTheInterruptionRanKeepsTheListener) {
   start_pool(2);
   listen_on(0);

@@ -61,6 +61,7 @@ std::unique_ptr<LoopPool> make_pool(const PoolOptions& o) {
 PoolOptions hand_ticked(std::size_t max_loops, std::size_t min_loops) {
   PoolOptions o = fast_options(max_loops, min_loops);
   o.scaling.window = 1h;
+  o.scaling.fast_up_interval = 0ns;  // every decision by hand
   return o;
 }
 
@@ -353,6 +354,7 @@ TEST(LoopPoolTest, ADrainingLoopIsTakenBackBeforeASuspendedOneIsStarted) {
 TEST(LoopPoolTest, ListenersAndRetuningGoThroughThePool) {
   PoolOptions o = fast_options(3, 1);
   o.scaling.window = 1h;  // ticked by hand
+  o.scaling.fast_up_interval = 0ns;
   auto pool = make_pool(o);
   std::vector<ScaleEvent> events;
   pool->add_listener([&](const ScaleEvent& e) { events.push_back(e); });
@@ -375,6 +377,7 @@ TEST(LoopPoolTest, ListenersAndRetuningGoThroughThePool) {
 TEST(LoopPoolTest, TheMonitorRetriesALoopWhoseThreadCouldNotStart) {
   PoolOptions o = fast_options(2, 1);
   o.scaling.window = 1h;  // ticked by hand
+  o.scaling.fast_up_interval = 0ns;
   auto pool = make_pool(o);
   pool->start();
   Clock::time_point now = Clock::now();

@@ -17,7 +17,11 @@
 // connections reach loops a scaled-up server has woken. With --preconnect
 // (closed loop) every connection opens at the start and stays open, idle,
 // through phases that do not use it: the keep-alive clients of connection
-// pools and proxies, which connect while a server is idle and stay.
+// pools and proxies, which connect while a server is idle and stay. In an
+// open loop, --preconnect opens --pool_connections connections before the
+// first request and sends every request on one of them, waiting for a free
+// one as a client's connection pool does (the wait counts as latency).
+// --latencies FILE writes every answered request's send time and latency.
 //
 // Exit status: 0, 1 if nothing could be sent (server down), 2 on bad flags.
 
@@ -61,7 +65,12 @@ ABSL_FLAG(int, requests_per_connection, 0, "reconnect after this many (0 = never
 ABSL_FLAG(bool, preconnect, false,
           "closed loop: every connection opens at the start and stays open through "
           "phases that do not use it (keep-alive clients that connect while the server "
-          "is idle)");
+          "is idle); open loop: --pool_connections connections open before the first "
+          "request and carry every request");
+ABSL_FLAG(int, pool_connections, 64,
+          "open loop with --preconnect: the connections opened at the start");
+ABSL_FLAG(std::string, latencies, "",
+          "write one row per answered request (scheduled send time and latency, ms)");
 ABSL_FLAG(int, max_connections, 2048, "open loop: most connections at once");
 ABSL_FLAG(std::string, csv, "", "write per-second rows to this file");
 
@@ -224,18 +233,56 @@ struct Run {
   std::size_t max_connections = 0;
   Stats stats;
   std::deque<std::unique_ptr<Connection>> idle;  // open loop: reusable
+  // Open loop with --preconnect: requests waiting for a free connection.
+  struct Waiter {
+    asio::steady_timer wake;
+    std::unique_ptr<Connection> connection;
+  };
+  std::deque<Waiter*> waiters;
+  std::FILE* latencies = nullptr;
 };
 
-// Returns a connected connection (an idle one if any), or nullptr.
+std::unique_ptr<Connection> new_connection(Run& run) {
+  return std::make_unique<Connection>(run.ctx.get_executor(), run.target);
+}
+
+// Returns a connected connection (an idle one if any), or nullptr. With a
+// preconnected pool, waits for one to be free instead of opening one.
 asio::awaitable<std::unique_ptr<Connection>> take_connection(Run& run) {
   if (!run.idle.empty()) {
     auto c = std::move(run.idle.front());
     run.idle.pop_front();
     co_return c;
   }
-  auto c = std::make_unique<Connection>(run.ctx.get_executor(), run.target);
+  if (run.preconnect) {
+    Run::Waiter w{asio::steady_timer(run.ctx, Clock::time_point::max()), nullptr};
+    run.waiters.push_back(&w);
+    std::error_code ec;
+    co_await w.wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_return std::move(w.connection);
+  }
+  auto c = new_connection(run);
   if (!co_await c->connect(run.endpoints)) co_return nullptr;
   co_return c;
+}
+
+// Open loop with --preconnect: one connection of the pool, made before the
+// load starts.
+asio::awaitable<void> preconnect_one(Run& run) {
+  auto c = new_connection(run);
+  if (co_await c->connect(run.endpoints)) run.idle.push_back(std::move(c));
+}
+
+// Gives a connection back: to the first request waiting for one, else idle.
+void give_back(Run& run, std::unique_ptr<Connection> c) {
+  if (run.waiters.empty()) {
+    run.idle.push_back(std::move(c));
+    return;
+  }
+  Run::Waiter* w = run.waiters.front();
+  run.waiters.pop_front();
+  w->connection = std::move(c);
+  w->wake.cancel();
 }
 
 // Open loop: one request sent at `scheduled`, latency counted from then.
@@ -244,10 +291,26 @@ asio::awaitable<void> open_request(Run& run, Clock::time_point scheduled) {
   auto c = co_await take_connection(run);
   bool ok = c != nullptr && co_await c->request();
   if (ok) {
-    run.stats.ok(Clock::now() - scheduled);
-    if (c->reusable(run.per_connection)) run.idle.push_back(std::move(c));
+    const Clock::duration latency = Clock::now() - scheduled;
+    run.stats.ok(latency);
+    if (run.latencies != nullptr) {
+      std::fprintf(run.latencies, "%.3f,%.3f\n",
+                   std::chrono::duration<double, std::milli>(scheduled - run.start).count(),
+                   std::chrono::duration<double, std::milli>(latency).count());
+    }
+    if (c->reusable(run.per_connection)) {
+      give_back(run, std::move(c));
+    } else if (run.preconnect) {
+      c.reset();  // the pool keeps its size: a replacement
+      auto fresh = new_connection(run);
+      if (co_await fresh->connect(run.endpoints)) give_back(run, std::move(fresh));
+    }
   } else {
     run.stats.error();
+    if (run.preconnect) {
+      auto fresh = new_connection(run);
+      if (co_await fresh->connect(run.endpoints)) give_back(run, std::move(fresh));
+    }
   }
   --run.stats.connections;
 }
@@ -371,7 +434,8 @@ int main(int argc, char** argv) {
   }
   run->per_connection = absl::GetFlag(FLAGS_requests_per_connection);
   run->preconnect = absl::GetFlag(FLAGS_preconnect);
-  if (run->preconnect && run->open) return fail("--preconnect needs --mode=closed", 2);
+  const int pool_connections = absl::GetFlag(FLAGS_pool_connections);
+  if (pool_connections <= 0) return fail("--pool_connections must be > 0", 2);
   run->max_connections = static_cast<std::size_t>(absl::GetFlag(FLAGS_max_connections));
   std::FILE* csv = nullptr;
   if (const std::string path = absl::GetFlag(FLAGS_csv); !path.empty()) {
@@ -379,10 +443,25 @@ int main(int argc, char** argv) {
     if (csv == nullptr) return fail("--csv=" + path + ": cannot write", 2);
     std::fprintf(csv, "second,level,sent,done,errors,p50_ms,p99_ms,p999_ms\n");
   }
+  if (const std::string path = absl::GetFlag(FLAGS_latencies); !path.empty()) {
+    run->latencies = std::fopen(path.c_str(), "w");
+    if (run->latencies == nullptr) return fail("--latencies=" + path + ": cannot write", 2);
+    std::fprintf(run->latencies, "sent_ms,latency_ms\n");
+  }
   tcp::resolver resolver(run->ctx);
   std::error_code ec;
   run->endpoints = resolver.resolve(run->target.host, run->target.port, ec);
   if (ec) return fail("cannot resolve " + run->target.host + ": " + ec.message(), 1);
+  if (run->open && run->preconnect) {
+    // The pool connects before the clock starts: these are the clients that
+    // were there before the load.
+    for (int i = 0; i < pool_connections; ++i) {
+      asio::co_spawn(run->ctx, preconnect_one(*run), asio::detached);
+    }
+    run->ctx.run();
+    run->ctx.restart();
+    if (run->idle.empty()) return fail("could not connect to " + absl::GetFlag(FLAGS_url), 1);
+  }
 
   run->start = Clock::now();
   run->end = run->start + absl::ToChronoNanoseconds(duration);
@@ -398,6 +477,7 @@ int main(int argc, char** argv) {
   asio::co_spawn(run->ctx, reporter(*run, csv), asio::detached);
   run->ctx.run();
   if (csv != nullptr) std::fclose(csv);
+  if (run->latencies != nullptr) std::fclose(run->latencies);
 
   const Stats& s = run->stats;
   const double secs = absl::ToDoubleSeconds(duration);

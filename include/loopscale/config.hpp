@@ -31,7 +31,7 @@
 //   drain_connected_loops = true
 //   rebalance_connections = true  # move connections where the pool wants them
 //   max_moves_per_window = 64     # per loop
-//   fast_up_checks = 4            # saturation checks per window; 0 = off
+//   fast_up_interval = "20ms"     # saturation checks between windows; "0s" = off
 //   [metrics]
 //   enabled = false
 //   shm_path = "/dev/shm/loopscale"
@@ -124,15 +124,19 @@ struct ScalingConfig {
   // The most connections asked to leave one loop in one window, 1 ..
   // kMaxMovesPerWindow: a load that flaps cannot start a storm of moves.
   std::size_t max_moves_per_window = 64;
-  // How many times per window the monitor looks for a saturated loop between
-  // two ticks, 0 .. kMaxFastUpChecks; 0 = never (decisions only at ticks).
-  // A loop busy for at least 95% of the time since the last check wakes
-  // loops at once, without waiting for the window's end (scaling_policy.hpp,
-  // "Fast up"): a load step is answered in window / fast_up_checks. Checks
-  // are never closer than kMinFastUpInterval, and not made while the pool
-  // is at `max_loops`. They cost the monitor's thread a wake-up each, and
-  // the loops nothing.
-  std::size_t fast_up_checks = 4;
+  // How often the monitor looks for a saturated loop between two ticks;
+  // zero = never (decisions only at ticks), else kMinFastUpInterval ..
+  // kMaxWindow. A loop busy for at least 95% of the time since the last
+  // look wakes loops at once (scaling_policy.hpp, "Fast up"): a load step on
+  // an idle pool is answered within about two intervals, whatever the
+  // window. No checks while the pool is at `max_loops`, nor when the
+  // interval is not shorter than the window. A check costs the monitor's
+  // thread a wake-up and a read of each loop's busy total; the loops pay
+  // nothing. Its price is noise: one handler that runs longer than the
+  // interval reads as a saturated loop (and wakes loops for a lookback of
+  // windows, as a window spent in it would). Servers whose handlers block
+  // for tens of milliseconds should lengthen it or turn it off.
+  std::chrono::nanoseconds fast_up_interval = std::chrono::milliseconds(20);
 
   friend bool operator==(const ScalingConfig&, const ScalingConfig&) = default;
 };
@@ -166,12 +170,11 @@ inline constexpr std::size_t kMaxCycles = 10'000;
 // this is a typo, not a rate limit.
 inline constexpr std::size_t kMaxMovesPerWindow = 1'000'000;
 
-// The most `fast_up_checks`, and the shortest time between two checks: over
-// a shorter span one handler preempted by another process (a few
-// milliseconds of the kernel's time slice) reads as a saturated loop.
-inline constexpr std::size_t kMaxFastUpChecks = 64;
+// The shortest `fast_up_interval`: over a shorter span one handler
+// preempted by another process (a few milliseconds of the kernel's time
+// slice) reads as a saturated loop, and the monitor's thread becomes a load.
 inline constexpr std::chrono::nanoseconds kMinFastUpInterval =
-    std::chrono::milliseconds(20);
+    std::chrono::milliseconds(5);
 
 // Returns OK, or InvalidArgument naming the first invalid field and its value:
 // a threshold that is NaN or outside [0, 1], `scale_down_threshold >=
@@ -180,7 +183,8 @@ inline constexpr std::chrono::nanoseconds kMinFastUpInterval =
 // `window` outside kMinWindow..kMaxWindow, `max_ramp_down_step == 0`, a ramp
 // step or loop count above 4096,
 // `target_utilization` NaN or outside (0, 1], `max_moves_per_window` outside
-// 1 .. kMaxMovesPerWindow, `fast_up_checks` above kMaxFastUpChecks.
+// 1 .. kMaxMovesPerWindow, `fast_up_interval` neither zero nor within
+// kMinFastUpInterval .. kMaxWindow.
 absl::Status validate(const ScalingConfig& config);
 
 // Where a pool publishes its per-loop figures (see shm/publisher.hpp).

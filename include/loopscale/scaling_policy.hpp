@@ -80,8 +80,8 @@
 //     between target_utilization (where a step lands) and
 //     scale_up_threshold (where the next one starts) is the hysteresis.
 //
-// Fast up (`decide_fast`, every signal, `fast_up_checks` > 0): between two
-// windows the monitor measures the loops over a fraction of the window; an
+// Fast up (`decide_fast`, every signal, `fast_up_interval` not zero): between
+// two windows the monitor measures the loops every `fast_up_interval`; an
 // active loop busy for at least kSaturatedUtilization of it wakes loops at
 // once, sized as kTarget sizes its first saturated window (saturated loops
 // count kSaturationGain times their utilization; the divisor is

@@ -57,6 +57,13 @@
 //      decision that acted, sinks for every measured tick, on the thread
 //      that called `tick()`, before it returns.
 //
+// Between ticks (`ScalingConfig::fast_up_interval`) the monitor's thread
+// also calls `check_saturation()` every interval while the pool can grow:
+// a loop that saturates mid-window wakes loops then, not at the window's
+// end (the scale-up path only, at most once per window; see
+// scaling_policy.hpp, "Fast up"). A check reads the busy totals a tick
+// reads and nothing else, so the loops pay nothing for it.
+//
 // A listener or sink that throws is counted (`MonitorStats::
 // callback_failures`), reported once on stderr, and the tick goes on.
 //

@@ -165,6 +165,7 @@ TEST(SessionStressTest, MovesUnderLoadLoseNoByteAndBreakNoConnection) {
   o.scaling.min_loops = 1;
   o.scaling.max_loops = kLoops;
   o.scaling.window = 1h;  // the chaos thread decides, not the monitor
+  o.scaling.fast_up_interval = 0ns;
   auto created = LoopPool::create(o);
   ASSERT_TRUE(created.ok()) << created.status();
   std::unique_ptr<LoopPool> pool = *std::move(created);

@@ -26,6 +26,7 @@ inline absl::StatusOr<std::unique_ptr<LoopPool>> start_hand_ticked_pool(
   o.scaling.min_loops = 1;
   o.scaling.max_loops = loops;
   o.scaling.window = std::chrono::hours(1);
+  o.scaling.fast_up_interval = std::chrono::nanoseconds::zero();  // by hand only
   auto pool = LoopPool::create(o);
   if (pool.ok()) (*pool)->start();
   return pool;

@@ -337,12 +337,11 @@ void UtilizationMonitor<E>::arm_timer(Clock::time_point deadline) {
 template <ScalableExecutor E>
 Clock::time_point UtilizationMonitor<E>::next_wakeup(Clock::time_point now) const {
   const ScalingConfig c = config();
-  if (c.fast_up_checks == 0 ||
+  const auto interval = c.fast_up_interval;
+  if (interval == std::chrono::nanoseconds::zero() ||
       chooser_.active_count() >= active_bounds(c, chooser_.size()).max) {
     return next_tick_;
   }
-  const auto interval = std::max(c.window / static_cast<std::int64_t>(c.fast_up_checks),
-                                 kMinFastUpInterval);
   // A check due within half an interval of the tick is left to the tick.
   const Clock::time_point check = now + interval;
   return check + interval / 2 < next_tick_ ? check : next_tick_;
