@@ -62,6 +62,9 @@ ABSL_FLAG(std::string, orca, "off",
           "add an ORCA load report (endpoint-load-metrics header, for Envoy's "
           "weighted round robin) to every answer: text, json or off; a "
           "request may ask for another with endpoint-load-metrics-format");
+ABSL_FLAG(bool, log_scaling, false,
+          "print every scaling action and its reason on stderr, with the "
+          "monotonic clock's time in ms (loadgen prints its start on the same clock)");
 ABSL_FLAG(std::string, rebalance, "move",
           "how keep-alive connections follow the scaler: move (to the loop the "
           "pool wants them on, between two requests), close (answer the next "
@@ -238,6 +241,13 @@ int main(int argc, char** argv) {
     pool.reset();  // not used: its loops never started
     plain_pool = std::make_unique<PlainPool>(threads);
   } else {
+    if (absl::GetFlag(FLAGS_log_scaling)) {
+      pool->add_listener([](const loopscale::ScaleEvent& e) {
+        std::fprintf(stderr, "scaling at %.3f ms: %s\n",
+                     std::chrono::duration<double, std::milli>(e.at.time_since_epoch()).count(),
+                     e.decision.reason.c_str());
+      });
+    }
     pool->start();
   }
 

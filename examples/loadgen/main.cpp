@@ -465,6 +465,8 @@ int main(int argc, char** argv) {
 
   run->start = Clock::now();
   run->end = run->start + absl::ToChronoNanoseconds(duration);
+  std::printf("start at %.3f ms (monotonic clock)\n",
+              std::chrono::duration<double, std::milli>(run->start.time_since_epoch()).count());
   if (run->open) {
     asio::co_spawn(run->ctx, open_loop(*run), asio::detached);
   } else {
