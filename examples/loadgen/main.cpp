@@ -20,7 +20,9 @@
 // pools and proxies, which connect while a server is idle and stay. In an
 // open loop, --preconnect opens --pool_connections connections before the
 // first request and sends every request on one of them, waiting for a free
-// one as a client's connection pool does (the wait counts as latency).
+// one (the wait counts as latency); each request takes a free connection at
+// random, as many independent keep-alive clients would (--pool_order=fifo:
+// the longest free, as one client's pool would).
 // --latencies FILE writes every answered request's send time and latency.
 //
 // Exit status: 0, 1 if nothing could be sent (server down), 2 on bad flags.
@@ -31,6 +33,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -69,6 +72,9 @@ ABSL_FLAG(bool, preconnect, false,
           "request and carry every request");
 ABSL_FLAG(int, pool_connections, 64,
           "open loop with --preconnect: the connections opened at the start");
+ABSL_FLAG(std::string, pool_order, "random",
+          "open loop with --preconnect: which free connection a request takes: random "
+          "(many independent clients) or fifo (the longest free, one client's pool)");
 ABSL_FLAG(std::string, latencies, "",
           "write one row per answered request (scheduled send time and latency, ms)");
 ABSL_FLAG(int, max_connections, 2048, "open loop: most connections at once");
@@ -239,6 +245,8 @@ struct Run {
     std::unique_ptr<Connection> connection;
   };
   std::deque<Waiter*> waiters;
+  bool random_pick = true;
+  std::mt19937_64 rng{42};  // fixed: runs are comparable
   std::FILE* latencies = nullptr;
 };
 
@@ -249,6 +257,18 @@ std::unique_ptr<Connection> new_connection(Run& run) {
 // Returns a connected connection (an idle one if any), or nullptr. With a
 // preconnected pool, waits for one to be free instead of opening one.
 asio::awaitable<std::unique_ptr<Connection>> take_connection(Run& run) {
+  if (!run.idle.empty() && run.preconnect && run.random_pick) {
+    // A free connection at random: the pool stands for many independent
+    // keep-alive clients. Taken in order, the requests would visit the
+    // connections in the order they were made or freed, and the server's
+    // choice of which connections to move would decide which loop a whole
+    // run of requests lands on.
+    std::uniform_int_distribution<std::size_t> pick(0, run.idle.size() - 1);
+    std::swap(run.idle[pick(run.rng)], run.idle.back());
+    auto c = std::move(run.idle.back());
+    run.idle.pop_back();
+    co_return c;
+  }
   if (!run.idle.empty()) {
     auto c = std::move(run.idle.front());
     run.idle.pop_front();
@@ -436,6 +456,11 @@ int main(int argc, char** argv) {
   run->preconnect = absl::GetFlag(FLAGS_preconnect);
   const int pool_connections = absl::GetFlag(FLAGS_pool_connections);
   if (pool_connections <= 0) return fail("--pool_connections must be > 0", 2);
+  const std::string order = absl::GetFlag(FLAGS_pool_order);
+  if (order != "random" && order != "fifo") {
+    return fail("--pool_order=" + order + ": expected random or fifo", 2);
+  }
+  run->random_pick = order == "random";
   run->max_connections = static_cast<std::size_t>(absl::GetFlag(FLAGS_max_connections));
   std::FILE* csv = nullptr;
   if (const std::string path = absl::GetFlag(FLAGS_csv); !path.empty()) {
