@@ -130,13 +130,15 @@ enum class ScaleRule : std::uint8_t {
   kScaleDown,     // idle loops for patience windows
   kTargetUp,      // kTarget: demand needs more loops
   kTargetDown,    // kTarget: fewer loops would have done over the lookback
-  kFastUp,        // a loop saturated between two windows (decide_fast)
   kBelowMin,      // fewer active loops than the lower bound
   kAboveMax,      // more active loops than the upper bound
+  kFastUp,        // a loop saturated between two windows (decide_fast)
 };
+// The values are published to shared memory (`last_rule`,
+// docs/shm-format.md): new rules go at the end.
 
 // Returns "none", "baseline", "clock_skipped", "scale_up", "scale_down",
-// "target_up", "target_down", "fast_up", "below_min" or "above_max".
+// "target_up", "target_down", "below_min", "above_max" or "fast_up".
 std::string_view to_string(ScaleRule rule) noexcept;
 
 // Why a scaling direction that was due did not act in a window.

@@ -253,7 +253,12 @@ class Session {
       case Rebalance::kMove:
         break;
     }
-    if (target_ != nullptr) return true;
+    return target_ != nullptr || claim_target();
+  }
+
+  // kMove: picks where to go and claims one of the loop's requested moves.
+  // False (and no claim) if there is nowhere to go or nothing left to claim.
+  bool claim_target() {
     EventLoop* target = pool_->rebalance_target(*home_);
     if (target == nullptr || !home_->claim_move()) return false;
     target_ = target;
@@ -273,10 +278,10 @@ class Session {
   // `operation_aborted` and the session to leave (as if interrupted).
   template <class MutableBuffers>
   bool leave_with(const MutableBuffers& b, std::size_t n) {
-    if (mode_ != Rebalance::kMove || home_->closing() || target_ != nullptr) return false;
-    EventLoop* target = pool_->rebalance_target(*home_);
-    if (target == nullptr || !home_->claim_move()) return false;
-    target_ = target;
+    if (mode_ != Rebalance::kMove || home_->closing() || target_ != nullptr ||
+        !claim_target()) {
+      return false;
+    }
     unread_.resize(n);
     asio::buffer_copy(asio::buffer(unread_), b, n);
     hook_.interrupted = true;

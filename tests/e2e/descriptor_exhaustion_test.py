@@ -27,29 +27,14 @@ import sys
 import tempfile
 import time
 
+from e2e_support import DEADLINE, check, eventually, failures
+
 http_server, loopscale_top, loadgen = sys.argv[1:4]
-failures = []
-DEADLINE = 60  # seconds; generous for loaded CI machines and sanitizers
 # Descriptors. The scenario had 128; a loop busy with /work accepts
 # slowly enough that 200 clients may not reach that many in 4 s. 96 is
 # reached early in every run, before the pool grows.
 LIMIT = 96
 CLIENTS = 200
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def eventually(cond, deadline=DEADLINE):
-    until = time.monotonic() + deadline
-    while time.monotonic() < until:
-        if cond():
-            return True
-        time.sleep(0.05)  # poll interval
-    return False
 
 
 def get(port, path):

@@ -17,15 +17,9 @@ import sys
 import tempfile
 import time
 
+from e2e_support import DEADLINE, check, failures
+
 http_server, top = sys.argv[1:3]
-DEADLINE = 60
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def get(sock, path):

@@ -20,15 +20,9 @@ import sys
 import threading
 import time
 
+from e2e_support import DEADLINE, check, eventually, failures
+
 echo_server, http_server, config = sys.argv[1:4]
-failures = []
-DEADLINE = 60  # seconds; generous for loaded CI machines and sanitizers
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def start(*args):
@@ -55,15 +49,6 @@ def stop(proc):
         shown = err[at:at + 6000] if at >= 0 else err[-2000:]
         print(f"     exit status {proc.returncode}; stderr: {shown!r}", flush=True)
     return proc.returncode
-
-
-def eventually(cond, deadline=DEADLINE):
-    until = time.monotonic() + deadline
-    while time.monotonic() < until:
-        if cond():
-            return True
-        time.sleep(0.05)  # poll interval
-    return False
 
 
 def recv_all(sock):

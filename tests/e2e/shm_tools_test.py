@@ -16,14 +16,9 @@ import sys
 import tempfile
 import time
 
+from e2e_support import check, failures
+
 top, fixture, reader_py = sys.argv[1:4]
-failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        failures.append(what)
 
 
 def run(*args, **kw):
