@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "loopscale/scaling_policy.hpp"
+#include "support/policy_observations.hpp"
 #include "loopscale/utilization_monitor.hpp"
 #include "support/fake_executor.hpp"
 #include "support/wait.hpp"
@@ -19,6 +20,8 @@ namespace loopscale {
 namespace {
 
 using namespace std::chrono_literals;
+using ::loopscale::testing::obs;
+using ::loopscale::testing::started;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -34,23 +37,6 @@ ScalingConfig fast_config() {
   c.max_ramp_down_step = 8;
   c.fast_up_interval = 25ms;
   return c;
-}
-
-// The first `active` executors run with utilizations `u` (missing: 0).
-std::vector<LoopObservation> obs(std::vector<double> u, std::size_t active,
-                                 std::size_t n = 8) {
-  std::vector<LoopObservation> out(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    out[i].status = i < active ? ExecutorStatus::kActive : ExecutorStatus::kSuspended;
-    out[i].utilization = i < u.size() && i < active ? u[i] : 0.0;
-  }
-  return out;
-}
-
-ScalingPolicy started(const ScalingConfig& c, std::size_t active) {
-  ScalingPolicy p(c, 8);
-  p.baseline(obs({}, active));
-  return p;
 }
 
 TEST(FastUpPolicyTest, ASaturatedLoopWakesLoopsAsTheTargetsFirstSaturatedWindowWould) {

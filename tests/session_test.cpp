@@ -6,6 +6,7 @@
 #include "loopscale/session.hpp"
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <latch>
 #include <memory>
@@ -337,6 +338,55 @@ TEST_F(SessionTest, CloseModeClosesAnIdleConnectionAskedToLeave) {
   client.read_some(asio::buffer(&byte, 1), ec);
   EXPECT_EQ(ec, asio::error::eof);
   EXPECT_EQ(pool_->loop(0).moves_out(), 0u);
+}
+
+// A line protocol that says when a line is partly read, and closes after
+// its answer once asked to.
+struct LineState {
+  std::string line;
+  std::array<char, 256> buf{};
+  std::shared_ptr<std::atomic<int>> reads = std::make_shared<std::atomic<int>>(0);
+};
+
+awaitable<void> lines(Session<LineState>& s) {
+  LineState& st = s.state();
+  while (!s.leaving()) {
+    std::error_code ec;
+    const std::size_t n = co_await s.async_read_some(asio::buffer(st.buf),
+                                                     asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return;
+    st.line.append(st.buf.data(), n);
+    const std::size_t end = st.line.find('\n');
+    s.set_request_in_progress(end == std::string::npos && !st.line.empty());
+    ++*st.reads;
+    if (end == std::string::npos) continue;
+    const std::string answer = st.line.substr(0, end + 1) + (s.close_requested() ? "bye\n" : "");
+    st.line.erase(0, end + 1);
+    co_await asio::async_write(s.socket(), asio::buffer(answer),
+                               asio::redirect_error(use_awaitable, ec));
+    if (ec || s.close_requested()) co_return;  // the session closes the socket
+  }
+}
+
+TEST_F(SessionTest, CloseModeAnswersTheRequestItIsInBeforeItCloses) {
+  start_pool(2);
+  tcp::socket client(client_ctx_);
+  client.connect(acceptor_.local_endpoint());
+  tcp_socket server(pool_->loop(0).get_executor());
+  acceptor_.accept(server);
+  LineState state;
+  const auto reads = state.reads;
+  spawn_session(*pool_, std::move(server), std::move(state), lines, Rebalance::kClose);
+  asio::write(client, asio::buffer(std::string("hel")));
+  ASSERT_TRUE(eventually([&] { return reads->load() == 1; }));  // half a line read
+  drain(0);  // the session, waiting for the rest, is asked to close
+  asio::write(client, asio::buffer(std::string("lo\n")));
+  std::string got;
+  std::error_code ec;
+  asio::read(client, asio::dynamic_buffer(got), ec);  // to the end of the stream
+  EXPECT_EQ(ec, asio::error::eof);
+  EXPECT_EQ(got, "hello\nbye\n");
+  EXPECT_TRUE(eventually([&] { return registrations(0) == 0; }));
 }
 
 TEST_F(SessionTest, OffModeKeepsTheConnectionWhereItIs) {

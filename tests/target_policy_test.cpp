@@ -9,11 +9,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "loopscale/scaling_policy.hpp"
+#include "support/policy_observations.hpp"
 
 namespace loopscale {
 namespace {
 
 using namespace std::chrono_literals;
+using ::loopscale::testing::obs;
+using ::loopscale::testing::started;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -27,24 +30,6 @@ ScalingConfig target_config() {
   c.patience_cycles = 3;
   c.target_utilization = 0.7;
   return c;
-}
-
-// The first `active` executors run with utilizations `u` (missing: 0).
-std::vector<LoopObservation> obs(std::vector<double> u, std::size_t active,
-                                 std::size_t n = 8) {
-  std::vector<LoopObservation> out(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    out[i].status = i < active ? ExecutorStatus::kActive
-                               : ExecutorStatus::kSuspended;
-    out[i].utilization = i < u.size() && i < active ? u[i] : 0.0;
-  }
-  return out;
-}
-
-ScalingPolicy started(const ScalingConfig& c, std::size_t active) {
-  ScalingPolicy p(c, 8);
-  p.baseline(obs({}, active));
-  return p;
 }
 
 TEST(TargetPolicyTest, DefaultSignalIsTarget) {

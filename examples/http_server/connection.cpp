@@ -103,6 +103,7 @@ class PlainConnection {
   PlainSocket& socket() { return socket_; }
   bool leaving() const { return false; }
   bool close_requested() const { return false; }
+  void set_request_in_progress(bool) {}
   template <class Buffers, class Token>
   auto async_read_some(const Buffers& buffers, Token&& token) {
     return socket_.async_read_some(buffers, std::forward<Token>(token));
@@ -185,6 +186,9 @@ serve_requests(Connection& c, RequestParser& parser,
       JobScope job(routes.jobs.parse);
       status = parser.feed(buf.data(), n, requests);
     }
+    // Asked to close while the rest of a request is on its way, the
+    // connection answers it (with Connection: close) before it closes.
+    c.set_request_in_progress(parser.in_message());
     if (!parser.in_message()) {
       started.reset();
     } else if (!started || !requests.empty()) {

@@ -157,6 +157,15 @@ class Session {
   // after the next response.
   bool close_requested() const noexcept { return close_requested_; }
 
+  // Tells the session whether a request is partly read, which only the
+  // serve function knows (a parser in the middle of a message). A session
+  // asked to close (kClose, or the loop closing its connections) while it
+  // waits for the rest of a request is then not closed but served again,
+  // with `close_requested()` true: answer that request, say the connection
+  // closes (HTTP's `Connection: close`), and close it. Without it, such a
+  // session is closed with the request unanswered. Costs a store.
+  void set_request_in_progress(bool in_progress) noexcept { in_request_ = in_progress; }
+
   // How many times this session moved to another loop.
   std::uint32_t moves() const noexcept { return moves_; }
 
@@ -242,7 +251,8 @@ class Session {
   bool claim() {
     if (home_->closing()) {  // the server is shutting down: in every mode
       close_requested_ = true;
-      return !input_pending();  // what has arrived is answered first
+      // What has arrived, and a request partly read, are answered first.
+      return !input_pending() && !in_request_;
     }
     switch (mode_) {
       case Rebalance::kOff:
@@ -305,15 +315,19 @@ class Session {
     const bool interrupted = std::exchange(hook_.interrupted, false);
     if (!socket_->is_open()) return Next::kEnd;
     if (home_->closing()) {  // shutting down: close, once what arrived is answered
-      return interrupted && input_pending() ? Next::kServeAgain : Next::kEnd;
+      return interrupted && (input_pending() || in_request_) ? Next::kServeAgain
+                                                             : Next::kEnd;
     }
     if (interrupted && target_ == nullptr) {
       if (mode_ == Rebalance::kClose) {
-        // A connection waiting for input, asked to leave: closed. (One that
-        // claimed at its boundary and then went idle is interrupted at a
-        // later request, the monitor's next tick.)
-        return close_requested_ || home_->claim_move() ? Next::kEnd
-                                                       : Next::kServeAgain;
+        // A connection waiting for input, asked to leave: closed, unless it
+        // waits for the rest of a request, which it answers first (with
+        // close_requested()). (One that claimed at its boundary and then
+        // went idle is interrupted at a later request, the monitor's next
+        // tick.)
+        if (!close_requested_ && !home_->claim_move()) return Next::kServeAgain;
+        close_requested_ = true;
+        return in_request_ ? Next::kServeAgain : Next::kEnd;
       }
       if (!claim()) return Next::kServeAgain;
     }
@@ -391,6 +405,7 @@ class Session {
   std::string unread_;
   Rebalance mode_;
   bool close_requested_ = false;
+  bool in_request_ = false;  // set_request_in_progress()
   std::uint32_t moves_ = 0;
 };
 

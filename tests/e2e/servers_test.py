@@ -14,6 +14,7 @@ import json
 import os
 import random
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -385,6 +386,43 @@ check(r["spread"] and not r["errors"],
       f"--rebalance=off: the pool grows (peak {r['peak']:.0f}) ({r['errors'][:2]})")
 check(r["moves"] == 0 and r["closes"] == 0 and r["idle_closes"] == 0 and r["stopped"],
       "--rebalance=off: connections stay where they were accepted")
+
+
+
+def half_request_at_stop():
+    """Asked to close (a graceful stop) while the rest of a request is on its
+    way, a connection answers that request, with Connection: close, and then
+    closes. Returns (the response, whether the server stopped cleanly)."""
+    proc, port = start(http_server, "--port=0", f"--config={config}", "--shutdown_timeout=30s")
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+        # A connection that has answered once is known to be served.
+        s.sendall(b"GET /work?ms=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = b""
+        while b"worked" not in first:
+            first += s.recv(4096)
+        s.sendall(b"GET /work?ms=0 HTTP/1.1\r\nHost: x\r\n")  # the head is not complete
+        proc.send_signal(signal.SIGTERM)
+
+        def refused():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return False
+            except OSError:
+                return True
+        eventually(refused)  # the stop has begun
+        s.sendall(b"\r\n")
+        resp = recv_all(s)
+        s.close()
+    finally:
+        stopped = stop(proc) == 0
+    return resp, stopped
+
+
+resp, stopped = half_request_at_stop()
+check(resp.startswith(b"HTTP/1.1 200") and b"Connection: close" in resp and stopped,
+      f"a request half received when a graceful stop begins is answered with "
+      f"Connection: close, then the connection closes ({resp[:60]!r}, stopped {stopped})")
 
 r = subprocess.run([http_server, "--port=0", "--rebalance=sideways"], capture_output=True, text=True)
 check(r.returncode == 2 and "sideways" in r.stderr, "a bad --rebalance is named")
