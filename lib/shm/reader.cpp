@@ -450,6 +450,30 @@ absl::StatusOr<std::size_t> read_all(int fd, std::size_t size,
   return got;
 }
 
+// How much of the file a snapshot reads: what its header says is in use
+// (`used_bytes`), at most what the file holds. A file that is not a
+// loopscale file is read only as far as a header goes, for the parser to
+// name what is wrong; a header that claims more than kMaxReadBytes is
+// refused. Never the file's size as such: an 8 GiB sparse file at the path
+// must not cost 8 GiB.
+absl::StatusOr<std::size_t> extent_to_read(int fd, std::size_t file_size,
+                                           const std::string& path) {
+  std::vector<std::uint64_t> head;
+  auto got = read_all(fd, std::min(file_size, kHeaderSize), head);
+  if (!got.ok()) return got.status();
+  if (*got < sizeof(FileHeader) || std::memcmp(head.data(), kMagic.data(), kMagic.size()) != 0) {
+    return *got;
+  }
+  const std::uint64_t used = head[offsetof(FileHeader, used_bytes) / 8];
+  if (used > Reader::kMaxReadBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "shared-memory metrics file ", path, ": its header says used_bytes = ", used,
+        ", more than a reader reads (", Reader::kMaxReadBytes,
+        " bytes); the file is corrupt or not loopscale's"));
+  }
+  return std::min<std::size_t>(file_size, std::max<std::size_t>(used, *got));
+}
+
 // Copies of the file agree when no writer touched it between the two reads:
 // a segment's seq word changes whenever a write starts or ends, so equal
 // copies hold no torn segment. Where two copies disagree, the segment's seq
@@ -484,11 +508,16 @@ absl::StatusOr<Snapshot> Reader::snapshot() {
   if (fstat(fd_, &st) != 0) {
     return open_error(path_, absl::StrCat("fstat: ", std::strerror(errno)));
   }
-  const auto size = static_cast<std::size_t>(st.st_size);
-  if (size == 0) {
+  if (st.st_size == 0) {
     return absl::UnavailableError(absl::StrCat(
         "shared-memory metrics file ", path_, " is empty (not initialized)"));
   }
+  auto extent = extent_to_read(fd_, static_cast<std::size_t>(st.st_size), path_);
+  if (!extent.ok()) {
+    if (absl::IsInvalidArgument(extent.status())) return extent.status();
+    return open_error(path_, extent.status().message());
+  }
+  const std::size_t size = *extent;
   std::vector<std::uint64_t> first, second;
   auto got = read_all(fd_, size, first);
   if (!got.ok()) return open_error(path_, got.status().message());

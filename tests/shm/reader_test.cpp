@@ -358,5 +358,40 @@ TEST(ReaderTest, AFileThatShrinksUnderTheReaderIsNoSignal) {
   }
 }
 
+// A huge file at the path costs a header's read, not its size (an 8 GiB
+// sparse file made loopscale-top die of bad_alloc; a 1 GiB one cost 2 GiB).
+TEST(ReaderTest, AHugeFileIsReadOnlyAsFarAsItsHeaderSays) {
+  TempShmPath file;
+  {
+    std::ofstream touch(file.path());
+  }
+  ASSERT_EQ(::truncate(file.path().c_str(), off_t{8} << 30), 0);  // sparse zeros
+  auto reader = Reader::open(file.path());
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  auto snap = reader->snapshot();
+  EXPECT_FALSE(snap.ok());  // zeros: not initialized, named as such
+  EXPECT_THAT(snap.status().message(), HasSubstr(file.path()));
+
+  // A valid file whose header claims far more than any pool set needs.
+  TempShmPath big;
+  auto pub = Publisher::attach(big.config("svc"), "pool", 2);
+  ASSERT_TRUE(pub.ok()) << pub.status();
+  (*pub)->publish(testing::stats_at("pool", 2, 1));
+  pub->reset();
+  const std::uint64_t claimed = std::uint64_t{1} << 33;
+  ASSERT_EQ(::truncate(big.path().c_str(), static_cast<off_t>(claimed)), 0);
+  {
+    std::fstream f(big.path(), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(offsetof(FileHeader, used_bytes));
+    f.write(reinterpret_cast<const char*>(&claimed), sizeof claimed);
+  }
+  auto huge = Reader::open(big.path());
+  ASSERT_TRUE(huge.ok()) << huge.status();
+  snap = huge->snapshot();
+  ASSERT_FALSE(snap.ok());
+  EXPECT_EQ(snap.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(snap.status().message(), HasSubstr("used_bytes = 8589934592"));
+}
+
 }  // namespace
 }  // namespace loopscale::shm

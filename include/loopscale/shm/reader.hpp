@@ -28,9 +28,12 @@
 // the segments of such pools (the only call here that writes, on its own
 // read-write descriptor).
 //
-// Limits: a process that truncates the file while a reader has it mapped
-// makes the reader fault (SIGBUS), as with any mmap reader; loopscale's
-// writers only ever grow the file, and it is the owner's alone (0600).
+// Limits: `Reader` reads copies of the file, never a mapping, and only as
+// much as its header says is in use (at most kMaxReadBytes): a file that
+// shrinks under it is an error or a shorter snapshot, and a huge file at the
+// path costs a header's read. `reclaim_stale()` maps the file to free
+// segments in place: a file truncated meanwhile faults it (SIGBUS), as with
+// any mmap writer; loopscale's writers only ever grow the file.
 //
 // Thread-safety: a `Reader` is not synchronized; use one per thread (they are
 // cheap). `parse_snapshot()` and `reclaim_stale()` may run from any thread.
@@ -197,6 +200,10 @@ class Reader {
 
   // Copies of the file read per snapshot, at most, until two agree.
   static constexpr int kCopyAttempts = 8;
+  // The most a snapshot reads: it reads the header, then what the header
+  // says is in use (`used_bytes`), never the file's size as such. A header
+  // claiming more is refused as corrupt. 64 MiB holds thousands of pools.
+  static constexpr std::size_t kMaxReadBytes = std::size_t{64} << 20;
 
   const std::string& path() const noexcept { return path_; }
 
