@@ -17,6 +17,7 @@
 #include "loopscale/detail/seqlock.hpp"
 #include "loopscale/shm/figures.hpp"
 #include "loopscale/shm/detail/file_layout.hpp"
+#include "loopscale/shm/detail/file_lock.hpp"
 #include "loopscale/shm/detail/process.hpp"
 #include "loopscale/shm/detail/words.hpp"
 #include "loopscale/shm/layout.hpp"
@@ -43,9 +44,6 @@ struct Publisher::Mapping {
 
 namespace {
 
-// How long attach() waits for another process's flock (held only while it
-// attaches, a few microseconds) before giving up.
-constexpr auto kLockTimeout = std::chrono::seconds(2);
 // The file grows in steps of this many bytes, so that a fleet of processes
 // starting together does not reallocate it once each.
 constexpr std::uint64_t kGrowStep = 64 * 1024;
@@ -65,19 +63,6 @@ absl::Status path_error(const std::string& path, absl::string_view what) {
       absl::StrCat("shared-memory metrics file ", path, ": ", what));
 }
 
-absl::Status lock_file(int fd, const std::string& path) {
-  const auto deadline = std::chrono::steady_clock::now() + kLockTimeout;
-  while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK && errno != EINTR) {
-      return path_error(path, absl::StrCat("flock: ", errno_text(errno)));
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      return path_error(path, "locked by another process for more than 2 s");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return absl::OkStatus();
-}
 
 absl::Status grow(int fd, const std::string& path, std::uint64_t bytes) {
   const std::uint64_t rounded = (bytes + kGrowStep - 1) / kGrowStep * kGrowStep;
@@ -245,7 +230,7 @@ absl::StatusOr<std::unique_ptr<Publisher>> Publisher::attach(
                                 "%d: refused",
                                 st.st_uid, geteuid()));
   }
-  if (absl::Status s = lock_file(fd.fd, path); !s.ok()) return s;
+  if (absl::Status s = detail::lock_file(fd.fd, path); !s.ok()) return s;
   if (fstat(fd.fd, &st) != 0) {
     return path_error(path, absl::StrCat("fstat: ", errno_text(errno)));
   }

@@ -1,7 +1,6 @@
 #include "loopscale/shm/reader.hpp"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +16,7 @@
 #include "loopscale/detail/seqlock.hpp"
 #include "loopscale/loop_state.hpp"
 #include "loopscale/shm/detail/file_layout.hpp"
+#include "loopscale/shm/detail/file_lock.hpp"
 #include "loopscale/shm/detail/process.hpp"
 #include "loopscale/shm/detail/words.hpp"
 
@@ -545,32 +545,41 @@ absl::StatusOr<std::size_t> reclaim_stale(const std::string& path,
                                           const ReadOptions& options) {
   auto fd = open_file(path, O_RDWR);
   if (!fd.ok()) return fd.status();
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }  // drops the flock too
+  } closer{*fd};
   struct stat st{};
-  if (fstat(*fd, &st) != 0 || st.st_size == 0) {
-    ::close(*fd);
-    return open_error(path, "empty or unreadable");
+  if (fstat(*fd, &st) != 0 || st.st_size == 0) return open_error(path, "empty or unreadable");
+  // Freeing a segment writes into the file: only into one's own.
+  if (st.st_uid != geteuid()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "shared-memory metrics file ", path, " belongs to uid ", st.st_uid,
+        ", not to this user (uid ", geteuid(), "): not reclaiming in another user's file"));
   }
-  const auto size = static_cast<std::size_t>(st.st_size);
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
-  ::close(*fd);
-  if (p == MAP_FAILED) {
-    return open_error(path, absl::StrCat("mmap: ", std::strerror(errno)));
+  // Under the lock publishers hold while they claim a segment, so that none
+  // is claimed between reading a dead owner and freeing it. Read and
+  // written through pread/pwrite, never a mapping: a file that shrinks
+  // meanwhile gives a short read or an error, not a SIGBUS.
+  if (absl::Status s = detail::lock_file(*fd, path); !s.ok()) return s;
+  auto extent = extent_to_read(*fd, static_cast<std::size_t>(st.st_size), path);
+  if (!extent.ok()) return extent.status();
+  std::vector<std::uint64_t> copy;
+  auto got = read_all(*fd, *extent, copy);
+  if (!got.ok()) return open_error(path, got.status().message());
+  auto snap = parse_snapshot(reinterpret_cast<const std::byte*>(copy.data()), *got, options);
+  if (!snap.ok()) {
+    return absl::Status(snap.status().code(), absl::StrCat(path, ": ", snap.status().message()));
   }
-  auto* data = static_cast<std::byte*>(p);
   std::size_t freed = 0;
-  auto snap = parse_snapshot(data, size, options);
-  if (snap.ok()) {
-    for (const ProcessSnapshot& proc : snap->processes) {
-      if (!proc.stale) continue;
-      std::uint64_t expected = proc.owner;
-      if (detail::word(data, proc.offset + offsetof(SegmentRecord, owner))
-              .compare_exchange_strong(expected, 0)) {
-        ++freed;
-      }
-    }
+  for (const ProcessSnapshot& proc : snap->processes) {
+    if (!proc.stale) continue;
+    const auto at = static_cast<off_t>(proc.offset + offsetof(SegmentRecord, owner));
+    std::uint64_t owner = 0;
+    if (::pread(*fd, &owner, sizeof owner, at) != sizeof owner || owner != proc.owner) continue;
+    const std::uint64_t zero = 0;
+    if (::pwrite(*fd, &zero, sizeof zero, at) == sizeof zero) ++freed;
   }
-  munmap(p, size);
-  if (!snap.ok()) return snap.status();
   return freed;
 }
 

@@ -31,9 +31,8 @@
 // Limits: `Reader` reads copies of the file, never a mapping, and only as
 // much as its header says is in use (at most kMaxReadBytes): a file that
 // shrinks under it is an error or a shorter snapshot, and a huge file at the
-// path costs a header's read. `reclaim_stale()` maps the file to free
-// segments in place: a file truncated meanwhile faults it (SIGBUS), as with
-// any mmap writer; loopscale's writers only ever grow the file.
+// path costs a header's read. `reclaim_stale()` too reads and writes the
+// file's words (pread/pwrite under the publishers' flock), never a mapping.
 //
 // Thread-safety: a `Reader` is not synchronized; use one per thread (they are
 // cheap). `parse_snapshot()` and `reclaim_stale()` may run from any thread.
@@ -216,8 +215,12 @@ class Reader {
 };
 
 // Frees the segments of stale pools in the file at `path` (opened read-write,
-// O_NOFOLLOW) with a compare-and-swap of each owner word, so a segment that a
-// new process claimed meanwhile is left alone. Returns how many were freed.
+// O_NOFOLLOW): under the flock publishers take to claim a segment, each dead
+// owner word that still holds the owner judged dead is set to 0, so a
+// segment claimed meanwhile is left alone. Through pread/pwrite, never a
+// mapping: a file that shrinks meanwhile gives an error, not a SIGBUS.
+// Refuses (PermissionDenied) a file that belongs to another user: it writes.
+// Returns how many segments were freed.
 absl::StatusOr<std::size_t> reclaim_stale(const std::string& path,
                                           const ReadOptions& options = {});
 
