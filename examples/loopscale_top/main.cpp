@@ -14,8 +14,13 @@
 // temporary file beside it, then renamed over it), so a collector reading it
 // (node_exporter's textfile collector reads `*.prom`) never sees half a file.
 //
-// Exit status: 0 on success, 1 if the file cannot be read or the output
-// written, 2 on bad flags.
+// Refreshing (without --once), a file that cannot be read (being rewritten,
+// deleted, corrupt) is reported once on stderr and tried again at every
+// refresh, and a file replaced at the path (a server that started afresh)
+// is followed: the tool outlives the servers it watches.
+//
+// Exit status: 0 on success, 1 if the file cannot be read (--once, or at
+// the start) or the output written, 2 on bad flags.
 
 #include <signal.h>
 #include <stdlib.h>
@@ -28,6 +33,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -110,6 +116,15 @@ int fail(const std::string& message, int code) {
 
 }  // namespace
 
+// Waits `interval`, or less if SIGINT or SIGTERM arrives; false then.
+bool wait_for(absl::Duration interval) {
+  const absl::Time until = absl::Now() + interval;
+  while (!interrupted && absl::Now() < until) {
+    absl::SleepFor(std::min(absl::Milliseconds(50), until - absl::Now()));
+  }
+  return !interrupted;
+}
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "shows the loops of loopscale pools from their shared-memory metrics.\n"
@@ -147,9 +162,30 @@ int main(int argc, char** argv) {
   const bool once = absl::GetFlag(FLAGS_once);
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
+  // Refreshing, a read that fails (a file being rewritten, deleted, or
+  // replaced by a server that started afresh) is reported once per run of
+  // failures and tried again at the next refresh, on the file the path
+  // names by then.
+  bool failing = false;
   for (;;) {
-    auto snap = reader->snapshot();
-    if (!snap.ok()) return fail(std::string(snap.status().message()), 1);
+    if (!once && (!reader.ok() || reader->file_replaced())) {
+      reader = loopscale::shm::Reader::open(path);
+    }
+    absl::StatusOr<loopscale::shm::Snapshot> snap =
+        reader.ok() ? reader->snapshot() : reader.status();
+    if (!snap.ok() && once) return fail(std::string(snap.status().message()), 1);
+    if (!snap.ok()) {
+      if (!std::exchange(failing, true)) {
+        std::fprintf(stderr, "loopscale-top: %s (trying again every %s)\n",
+                     std::string(snap.status().message()).c_str(),
+                     absl::FormatDuration(interval).c_str());
+      }
+      if (!wait_for(interval)) return 0;
+      continue;
+    }
+    if (std::exchange(failing, false)) {
+      std::fprintf(stderr, "loopscale-top: reading %s again\n", path.c_str());
+    }
     std::string text;
     if (format == "json") {
       text = loopscale::top::format_json(*snap, monotonic_ns());
@@ -170,10 +206,6 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
     if (once) return 0;
-    const absl::Time until = absl::Now() + interval;
-    while (!interrupted && absl::Now() < until) {
-      absl::SleepFor(std::min(absl::Milliseconds(50), until - absl::Now()));
-    }
-    if (interrupted) return 0;
+    if (!wait_for(interval)) return 0;
   }
 }

@@ -427,6 +427,13 @@ Reader& Reader::operator=(Reader&& other) noexcept {
   return *this;
 }
 
+bool Reader::file_replaced() const {
+  struct stat now{}, held{};
+  if (::stat(path_.c_str(), &now) != 0) return true;
+  if (fstat(fd_, &held) != 0) return true;
+  return now.st_dev != held.st_dev || now.st_ino != held.st_ino;
+}
+
 Reader::~Reader() {
   if (fd_ >= 0) ::close(fd_);
 }

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from e2e_support import check, failures
+from e2e_support import check, eventually, failures
 
 top, fixture, reader_py = sys.argv[1:4]
 
@@ -180,6 +180,51 @@ try:
     check(r.returncode == 0 and "freed 3" in r.stdout, f"--reclaim_stale: {r.stdout.strip()}")
     doc = json.loads(run(top, f"--shm={path}", "--once", "--format=json").stdout)
     check(doc["processes"] == [], "nothing left after reclaiming")
+
+    # A refreshing loopscale-top outlives the servers it watches: the file
+    # deleted, then made afresh by a new server, is followed.
+    path2 = f"{path}-second"
+    first_server = subprocess.Popen([fixture, path2, "gamma:g:2:10"],
+                                    stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
+    second_server = None
+    with tempfile.TemporaryDirectory() as out_dir:
+        out = os.path.join(out_dir, "top.json")
+        watcher = None
+        try:
+            first_server.stdout.readline()
+
+            def shows(name):
+                def seen():
+                    try:
+                        with open(out) as f:
+                            text = f.read()
+                        return f'"name": "{name}"' in text or f'"name":"{name}"' in text
+                    except OSError:
+                        return False
+                return seen
+            watcher = subprocess.Popen([top, f"--shm={path2}", "--format=json", "--interval=20ms",
+                                        f"--output={out}"], stderr=subprocess.PIPE, text=True)
+            check(eventually(shows("gamma")), "a refreshing loopscale-top shows the first server")
+            first_server.kill()
+            first_server.wait()
+            os.unlink(path2)
+            second_server = subprocess.Popen([fixture, path2, "delta:d:2:10"],
+                                             stdout=subprocess.PIPE, stdin=subprocess.PIPE,
+                                             text=True)
+            second_server.stdout.readline()
+            check(eventually(shows("delta")),
+                  "the file deleted and made afresh by a new server: it follows the new file")
+            check(watcher.poll() is None, "and it is still running")
+        finally:
+            if watcher is not None:
+                watcher.terminate()
+                watcher.wait(timeout=30)
+            for p_ in (first_server, second_server):
+                if p_ is not None and p_.poll() is None:
+                    p_.kill()
+                    p_.wait()
+            if os.path.exists(path2):
+                os.unlink(path2)
 
     with tempfile.NamedTemporaryFile(dir="/dev/shm", delete=False) as bad:
         bad.write(b"GARBAGE!" + b"\0" * 200)

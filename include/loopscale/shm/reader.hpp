@@ -204,6 +204,12 @@ class Reader {
   // claiming more is refused as corrupt. 64 MiB holds thousands of pools.
   static constexpr std::size_t kMaxReadBytes = std::size_t{64} << 20;
 
+  // True if `path()` no longer names the file this reader has open: it was
+  // deleted, or replaced by another (a server that started afresh and made
+  // a new one). A reader that runs for long should then open the path
+  // again; the file it holds only ever shows the old one's last figures.
+  bool file_replaced() const;
+
   const std::string& path() const noexcept { return path_; }
 
  private:
