@@ -117,8 +117,10 @@ class PlainConnection {
 // socket open when the session is to leave its loop; closes it otherwise
 // (or leaves that to the session, which closes it when it ends).
 //
-// Two clocks guard a connection. Between requests it may stay idle for
-// `routes.idle_timeout`; once a request's first byte has arrived, the whole
+// Three clocks guard a connection. Between requests it may stay idle for
+// `routes.idle_timeout` since its last answer (`idle_since`: empty lines do
+// not restart it); an answer's every piece must be written within
+// `routes.idle_timeout` (a client that stops reading is cut off); once a request's first byte has arrived, the whole
 // request must arrive within `routes.request_timeout` of it (`started`,
 // kept across moves): a client that sends one byte a second is cut off,
 // not kept alive by every byte. Answers to one read are written in pieces
@@ -130,7 +132,7 @@ asio::awaitable<void, typename std::remove_reference_t<
                           decltype(std::declval<Connection&>().socket())>::executor_type>
 serve_requests(Connection& c, RequestParser& parser,
                std::optional<std::chrono::steady_clock::time_point>& started,
-               const Routes& routes) {
+               std::chrono::steady_clock::time_point& idle_since, const Routes& routes) {
   using Socket = std::remove_reference_t<decltype(c.socket())>;
   using Executor = typename Socket::executor_type;
   constexpr asio::use_awaitable_t<Executor> use_awaitable;
@@ -167,7 +169,7 @@ serve_requests(Connection& c, RequestParser& parser,
     if (started) {
       deadline.expires_at(*started + routes.request_timeout);
     } else {
-      deadline.expires_after(routes.idle_timeout);
+      deadline.expires_at(idle_since + routes.idle_timeout);
     }
     deadline.async_wait(close_if_current());
   };
@@ -225,11 +227,16 @@ serve_requests(Connection& c, RequestParser& parser,
         }
       }
       if (!out.empty()) {
+        // A write has its own deadline, per piece: a client that reads
+        // slowly gets its answer, one that stops reading is cut off.
+        deadline.expires_after(routes.idle_timeout);
+        deadline.async_wait(close_if_current());
         co_await asio::async_write(socket, asio::buffer(out),
                                    asio::redirect_error(use_awaitable, ec));
         if (ec) co_return;
       }
     } while (keep_alive && next < requests.size());
+    if (next > 0) idle_since = std::chrono::steady_clock::now();
     if (!keep_alive) {
       // Lingering close: stop sending, then read and drop what the client
       // still sends (the rest of an oversized request) until it closes or a
@@ -255,7 +262,7 @@ serve_requests(Connection& c, RequestParser& parser,
 loopscale::awaitable<void> serve_session(Session<HttpState>& session,
                                          const Routes& routes) {
   return serve_requests(session, *session.state().parser,
-                        session.state().request_started, routes);
+                        session.state().request_started, session.state().idle_since, routes);
 }
 
 asio::awaitable<void, asio::io_context::executor_type> serve_plain(
@@ -263,7 +270,8 @@ asio::awaitable<void, asio::io_context::executor_type> serve_plain(
   PlainConnection c(socket);
   RequestParser parser;
   std::optional<std::chrono::steady_clock::time_point> started;
-  co_await serve_requests(c, parser, started, routes);
+  std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
+  co_await serve_requests(c, parser, started, idle_since, routes);
   std::error_code ignored;
   socket.close(ignored);
 }

@@ -81,6 +81,10 @@ struct HttpState {
   std::unique_ptr<RequestParser> parser = std::make_unique<RequestParser>();
   // When the request being read began (its deadline's start), if one is.
   std::optional<std::chrono::steady_clock::time_point> request_started;
+  // When the connection last went idle: it opened, or an answer was
+  // written. The idle timeout runs from here; bytes that are no request
+  // (empty lines) do not restart it.
+  std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
 };
 
 // Serves one connection of the pool until it closes or leaves its loop (see

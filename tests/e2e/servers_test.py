@@ -461,6 +461,30 @@ try:
         check(closed, "a client sending its request head a byte at a time is cut off "
               f"(after {time.monotonic() - began:.1f} s, --request_timeout=1s)")
 
+    # Empty lines between requests are no request: they do not keep a
+    # connection open past its idle timeout (each used to restart it).
+    proc2, port2 = start(http_server, "--port=0", f"--config={config}", "--idle_timeout=1s")
+    try:
+        with socket.create_connection(("127.0.0.1", port2), timeout=DEADLINE) as s_:
+            began = time.monotonic()
+            closed = False
+            while time.monotonic() - began < 10:
+                try:
+                    s_.sendall(b"\r\n")
+                    s_.settimeout(0.3)  # the client's pace: an empty line every 0.3 s
+                    closed = s_.recv(1) == b""
+                except socket.timeout:
+                    pass
+                except OSError:
+                    closed = True
+                if closed:
+                    break
+            check(closed and time.monotonic() - began < 5,
+                  "empty lines every 0.3 s do not hold a connection past --idle_timeout=1s "
+                  f"(closed after {time.monotonic() - began:.1f} s)")
+    finally:
+        stop(proc2)
+
     # A client that pipelines requests and never reads holds at most 64 KiB of
     # answers per connection (it used to hold everything one 8 KiB read asked
     # for: about 1.4 MB of /metrics).
