@@ -14,6 +14,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -53,11 +54,14 @@ void work(int ms, bool spin) {
 }
 
 // Answers one request; sets `keep_alive` false if the connection must close
-// (the client asked, or `may_keep_alive` is false: the pool asked this
-// connection to leave its loop by closing). `extra` goes into the head.
-std::string answer(const Request& req, const Routes& routes, bool may_keep_alive,
-                   bool& keep_alive, std::string_view extra) {
-  keep_alive = req.keep_alive && may_keep_alive;
+// (the client asked, or `may_keep_alive()` is false: the pool asked this
+// connection to close). `may_keep_alive` is asked again after a long
+// request's work: a graceful stop that began meanwhile closes the
+// connection after this answer. `extra` goes into the head.
+std::string answer(const Request& req, const Routes& routes,
+                   absl::FunctionRef<bool()> may_keep_alive, bool& keep_alive,
+                   std::string_view extra) {
+  keep_alive = req.keep_alive && may_keep_alive();
   const std::string_view url = req.url;
   const std::size_t q = url.find('?');
   const std::string_view path = url.substr(0, q);
@@ -86,6 +90,7 @@ std::string answer(const Request& req, const Routes& routes, bool may_keep_alive
                       keep_alive, kTextPlain, extra);
     }
     work(ms, spin);
+    keep_alive = keep_alive && may_keep_alive();
     return response(200, "OK", absl::StrCat("worked ", ms, " ms\n"), keep_alive, kTextPlain, extra);
   }
   return response(404, "Not Found", "no such path\n", keep_alive, kTextPlain, extra);
@@ -213,7 +218,7 @@ serve_requests(Connection& c, RequestParser& parser,
           orca = routes.load_report->header(asked);
           routes.load_report->count_response(loop);
         }
-        out += answer(req, routes, !c.close_requested(), keep_alive,
+        out += answer(req, routes, [&c] { return !c.close_requested(); }, keep_alive,
                       orca != nullptr ? std::string_view(*orca) : std::string_view());
       }
       if (next == requests.size() || !keep_alive) {

@@ -9,14 +9,18 @@
 //
 // Prints "listening on ADDRESS:PORT" once it accepts (--port 0 picks a free
 // port). SIGINT or SIGTERM stop it gracefully: it stops accepting, answers
-// the requests in flight, closes every connection, then stops (at the latest
-// after --shutdown_timeout). Exit status: 0, 1 if it cannot start (bad
-// config, port in use), 2 on bad flags.
+// the request each connection is in (not the ones pipelined behind it: they
+// get Connection: close instead), closes every connection, then stops (at
+// the latest after --shutdown_timeout, or once a request in flight at that
+// moment ends). A second SIGINT or SIGTERM stops it at once (exit status
+// 130). Exit status: 0, 1 if it cannot start (bad config, port in use), 2
+// on bad flags.
 
 #include <csignal>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
@@ -172,8 +176,20 @@ int serve(Acceptor<Executor> acceptor, const tcp::endpoint& endpoint, const std:
               what.c_str());
   std::fflush(stdout);
   signals_ctx.run();  // until SIGINT or SIGTERM
+  // A second signal during the graceful stop ends the process at once: an
+  // operator who asks twice does not want to wait.
+  signals.async_wait([](std::error_code ec, int) {
+    if (ec) return;
+    std::fprintf(stderr, "http_server: second signal, stopping at once\n");
+    std::_Exit(130);
+  });
+  signals_ctx.restart();
+  std::thread second_signal([&signals_ctx] { signals_ctx.run(); });
+  std::fprintf(stderr, "http_server: stopping gracefully (a second signal stops at once)\n");
   stop_accepting();
   stop();
+  signals_ctx.stop();
+  second_signal.join();
   return 0;
 }
 
@@ -305,8 +321,12 @@ int main(int argc, char** argv) {
                          "to 1000 ms\n",
                          ec.message().c_str());
           });
-      return [listener] {
+      return [listener, &pool] {
         listener->close();
+        // Before waiting for the listener: its loop may be busy with a long
+        // request, and the connections are told to close meanwhile (a batch
+        // of pipelined requests stops after the one in progress).
+        pool->close_connections();
         listener->wait_closed();
       };
     };

@@ -153,9 +153,11 @@ class Session {
     return claim();
   }
 
-  // kClose: true once the pool asked this connection to leave; close it
-  // after the next response.
-  bool close_requested() const noexcept { return close_requested_; }
+  // True once the pool asked this connection to close (kClose: to leave its
+  // loop; any mode: its loop is closing its connections, a graceful stop):
+  // say so in the next response and close after it. A serve function that
+  // answers pipelined requests in a batch should ask before each.
+  bool close_requested() const noexcept { return close_requested_ || home_->closing(); }
 
   // Tells the session whether a request is partly read, which only the
   // serve function knows (a parser in the middle of a message). A session

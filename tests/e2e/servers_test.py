@@ -37,8 +37,11 @@ def start(*args):
     return proc, int(m.group(1))
 
 
-def stop(proc):
-    proc.terminate()
+def stop(proc, signal_it=True):
+    """Stops `proc` with SIGTERM (or, if `signal_it` is false, waits for the
+    stop a signal sent earlier began: a second one would end it at once)."""
+    if signal_it:
+        proc.terminate()
     try:
         _, err = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
@@ -415,9 +418,45 @@ def half_request_at_stop():
         resp = recv_all(s)
         s.close()
     finally:
-        stopped = stop(proc) == 0
+        stopped = stop(proc, signal_it=False) == 0
     return resp, stopped
 
+
+def pipelined_at_stop(second_signal):
+    """Three pipelined 2 s requests, then SIGTERM (twice if `second_signal`).
+    Returns (seconds from the first signal to the exit, exit status, the
+    answers received)."""
+    proc, port = start(http_server, "--port=0", f"--config={config}", "--shutdown_timeout=60s")
+    s = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+    s.sendall(b"GET /work?ms=2000 HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+    began = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    if second_signal:
+        while "stopping gracefully" not in proc.stderr.readline():
+            pass  # the graceful stop has begun (a line on stderr says so)
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+    took = time.monotonic() - began
+    try:
+        got = recv_all(s)
+    except OSError:
+        got = b""
+    s.close()
+    return took, proc.returncode, got
+
+
+took, code, got = pipelined_at_stop(False)
+check(code == 0 and took < 4 and got.count(b"HTTP/1.1 200") == 1 and b"Connection: close" in got,
+      f"a graceful stop answers the request in flight with Connection: close, not the two "
+      f"pipelined behind it ({got.count(b'HTTP/1.1 200')} answers, exit {code} after {took:.1f} s; "
+      f"three would take 6 s)")
+took, code, _ = pipelined_at_stop(True)
+check(code == 130 and took < 1.9,
+      f"a second SIGTERM during a graceful stop ends it at once (exit {code} after {took:.1f} s)")
 
 resp, stopped = half_request_at_stop()
 check(resp.startswith(b"HTTP/1.1 200") and b"Connection: close" in resp and stopped,
@@ -660,7 +699,7 @@ with tempfile.TemporaryDirectory() as tmp:
           f"SIGTERM answers the request in flight: {resp_a[:40]!r}")
     check(resp_b.startswith(b"HTTP/1.1 200") and b"hello" in resp_b,
           f"and the request waiting behind it: {resp_b[:40]!r}")
-    check(stop(proc) == 0, "and the server exits 0")
+    check(stop(proc, signal_it=False) == 0, "and the server exits 0")
 
 # The plain baseline of server_bench: the same server on io_context threads.
 proc, port = start(http_server, "--port=0", "--plain", "--threads=2")
