@@ -11,9 +11,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "loopscale/scaling_policy.hpp"
-#include "support/policy_observations.hpp"
 #include "loopscale/utilization_monitor.hpp"
 #include "support/fake_executor.hpp"
+#include "support/policy_observations.hpp"
 #include "support/wait.hpp"
 
 namespace loopscale {
