@@ -323,13 +323,14 @@ class Session {
     if (interrupted && target_ == nullptr) {
       if (mode_ == Rebalance::kClose) {
         // A connection waiting for input, asked to leave: closed, unless it
-        // waits for the rest of a request, which it answers first (with
-        // close_requested()). (One that claimed at its boundary and then
-        // went idle is interrupted at a later request, the monitor's next
-        // tick.)
+        // waits for the rest of a request or a request has arrived, which
+        // it answers first (with close_requested()): closing on unread
+        // bytes would reset the connection. (One that claimed at its
+        // boundary and then went idle is interrupted at a later request,
+        // the monitor's next tick.)
         if (!close_requested_ && !home_->claim_move()) return Next::kServeAgain;
         close_requested_ = true;
-        return in_request_ ? Next::kServeAgain : Next::kEnd;
+        return in_request_ || input_pending() ? Next::kServeAgain : Next::kEnd;
       }
       if (!claim()) return Next::kServeAgain;
     }

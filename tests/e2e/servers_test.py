@@ -422,6 +422,19 @@ def half_request_at_stop():
     return resp, stopped
 
 
+def server_read_everything(port, client_port):
+    """True if the server's end of the connection from `client_port` to
+    `port` has nothing left in its receive queue (/proc/net/tcp)."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, remote, queues = fields[1], fields[2], fields[4]
+            if (int(local.split(":")[1], 16) == port
+                    and int(remote.split(":")[1], 16) == client_port):
+                return int(queues.split(":")[1], 16) == 0
+    return False
+
+
 def pipelined_at_stop(second_signal):
     """Three pipelined 2 s requests, then SIGTERM (twice if `second_signal`).
     Returns (seconds from the first signal to the exit, exit status, the
@@ -429,6 +442,10 @@ def pipelined_at_stop(second_signal):
     proc, port = start(http_server, "--port=0", f"--config={config}", "--shutdown_timeout=60s")
     s = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
     s.sendall(b"GET /work?ms=2000 HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+    # The server has read them (its socket's receive queue is empty), so the
+    # first is in progress when the signal comes.
+    check(eventually(lambda: server_read_everything(port, s.getsockname()[1])),
+          "the server reads the pipelined requests")
     began = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     if second_signal:
