@@ -9,6 +9,7 @@
 //
 // Exit status: 0 on success, 2 on a bad flag, trace, CSV or config file.
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -21,6 +22,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "loopscale/config.hpp"
+#include "request_sim.hpp"
 #include "simulator.hpp"
 #include "trace.hpp"
 
@@ -42,6 +44,20 @@ ABSL_FLAG(double, imbalance, 0, "share skew in [0, 1): even loops get 1+x");
 ABSL_FLAG(std::uint64_t, seed, 1, "seed of the noise");
 ABSL_FLAG(int, loops, 8, "executors in the pool");
 ABSL_FLAG(bool, log, false, "print every scaling action under its row");
+ABSL_FLAG(bool, step, false,
+          "the request-level model instead (request_sim.hpp): a load step on "
+          "an idle pool of max_loops loops (demo.toml's unless --config), "
+          "request by request, against each --step_server");
+ABSL_FLAG(std::string, step_server, "today,before,plain",
+          "--step: today (this library), before (77467a4: no fast up, moves "
+          "only at boundaries), plain (a fixed pool)");
+ABSL_FLAG(std::string, step_clients, "new,preconnect",
+          "--step: new (connect with the step), preconnect (64 keep-alive "
+          "connections made while the pool idled)");
+ABSL_FLAG(double, step_rate, 320, "--step: requests per second after the step");
+ABSL_FLAG(double, step_service_ms, 10, "--step: a request's handler time, ms");
+ABSL_FLAG(int, step_rounds, 31,
+          "--step: rounds, the step at evenly spread phases of a window");
 
 namespace {
 
@@ -92,6 +108,66 @@ void run(const std::vector<Trace>& traces, const std::vector<Policy>& policies,
   }
 }
 
+// --step: each server x clients, the median over the rounds.
+int run_step(loopscale::sim::StepOptions base) {
+  using loopscale::sim::Clients;
+  using loopscale::sim::Server;
+  std::vector<Server> servers;
+  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_step_server), ',',
+                                               absl::SkipEmpty())) {
+    auto s = loopscale::sim::parse_server(std::string(name));
+    if (!s.ok()) return usage_error(std::string(s.status().message()));
+    servers.push_back(*s);
+  }
+  std::vector<Clients> clients;
+  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_step_clients), ',',
+                                               absl::SkipEmpty())) {
+    auto c = loopscale::sim::parse_clients(std::string(name));
+    if (!c.ok()) return usage_error(std::string(c.status().message()));
+    clients.push_back(*c);
+  }
+  const int rounds = absl::GetFlag(FLAGS_step_rounds);
+  const double rate = absl::GetFlag(FLAGS_step_rate);
+  const double service_ms = absl::GetFlag(FLAGS_step_service_ms);
+  if (servers.empty() || clients.empty()) return usage_error("--step_server and --step_clients name none");
+  if (rounds < 1 || rounds > 1000) return usage_error(absl::StrCat("--step_rounds=", rounds, ": must be in 1..1000"));
+  if (!(rate > 0 && rate <= 1e6)) return usage_error(absl::StrCat("--step_rate=", rate, ": must be in (0, 1e6]"));
+  if (!(service_ms > 0 && service_ms <= 1000)) {
+    return usage_error(absl::StrCat("--step_service_ms=", service_ms, ": must be in (0, 1000]"));
+  }
+  base.rate = rate;
+  base.service = service_ms / 1000;
+  base.loops = base.config.max_loops;
+  std::printf("step: %zu loops at most, window %.3gs, fast up every %.3gs; %g rps of %g ms "
+              "for %g s after the pool idled; %d rounds\n",
+              base.loops, std::chrono::duration<double>(base.config.window).count(),
+              std::chrono::duration<double>(base.config.fast_up_interval).count(), rate,
+              service_ms, base.duration, rounds);
+  std::printf("%-7s %-10s %14s %21s %12s %6s %8s %6s  %s\n", "server", "clients",
+              "p99 first 3 s", "(range of rounds)", "p99 run", "moves", "fast ups",
+              "peak", "per-second p99 of the median round, ms");
+  for (Server server : servers) {
+    for (Clients c : clients) {
+      loopscale::sim::StepOptions o = base;
+      o.server = server;
+      o.clients = c;
+      const auto s = loopscale::sim::simulate_step_rounds(o, rounds);
+      const auto& median = *std::find_if(s.rounds.begin(), s.rounds.end(), [&](const auto& r) {
+        return r.p99_first == s.p99_first_median;
+      });
+      std::string seconds;
+      for (double p : median.p99_per_second) absl::StrAppend(&seconds, absl::StrFormat(" %.0f", p * 1e3));
+      std::printf("%-7s %-10s %11.1f ms  (%7.1f - %7.1f ms) %9.1f ms %6zu %8llu %6zu %s\n",
+                  std::string(to_string(server)).c_str(), std::string(to_string(c)).c_str(),
+                  s.p99_first_median * 1e3, s.p99_first_min * 1e3, s.p99_first_max * 1e3,
+                  s.p99_run_median * 1e3, median.moves,
+                  static_cast<unsigned long long>(median.fast_ups), median.peak_active,
+                  seconds.c_str());
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -104,6 +180,16 @@ int main(int argc, char** argv) {
       std::printf("%-16s %s\n", t.name.c_str(), t.description.c_str());
     }
     return 0;
+  }
+
+  if (absl::GetFlag(FLAGS_step)) {
+    loopscale::sim::StepOptions step = loopscale::sim::default_step_options();
+    if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
+      auto pool = loopscale::load_pool_options(path);
+      if (!pool.ok()) return usage_error(std::string(pool.status().message()));
+      step.config = pool->scaling;
+    }
+    return run_step(step);
   }
 
   SimOptions options = loopscale::sim::default_options();
