@@ -19,8 +19,9 @@
 //   * Measurement noise is added to the busy time the monitor reads (never
 //     to the work done), as a seeded normal error on each window's
 //     utilization.
-// Not modelled: handler granularity (work is a fluid), the cost of waking a
-// thread, and work stealing (there is none in Asio either).
+// Not modelled: handler granularity (work is a fluid; request_sim.hpp models
+// requests on connections), the cost of waking a thread, and work stealing
+// (there is none in Asio either).
 //
 // Thread-safety: none; the simulator is single-threaded.
 
