@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -309,6 +310,49 @@ TEST(UtilizationMonitorTest, IdleLoopWithRegistrationsDrainsThenSuspends) {
   pool.window({0.5, 0.0});
   EXPECT_TRUE(pool.fake(1).suspended);   // within one tick
   EXPECT_EQ(pool.monitor().statuses()[1], ExecutorStatus::kSuspended);
+}
+
+// An executor that reports what the chooser's rotation was when it was asked
+// to suspend or to let connections go.
+struct RotationWitness : testing::FakeExecutor {
+  std::function<std::vector<std::size_t>()> rotation;
+  std::vector<std::size_t> rotation_at_suspend;
+  std::vector<std::size_t> rotation_at_moves;
+  bool try_suspend() {
+    rotation_at_suspend = rotation();
+    return FakeExecutor::try_suspend();
+  }
+  void request_moves(std::size_t n) {
+    if (n > 0) rotation_at_moves = rotation();
+  }
+};
+static_assert(RebalancingExecutor<RotationWitness>);
+
+// A connection that moves while a loop is asked to drain must not choose
+// that loop: the rotation without it is out before the loop is asked.
+TEST(UtilizationMonitorTest, TheRotationLeavesBeforeTheLoopIsAskedToDrain) {
+  ScalingConfig c = base_config();
+  c.rebalance_connections = true;
+  RotationWitness a, b, d;
+  d.regs = 3;
+  d.refuse_while_registered = true;
+  AutoScalingChooser<RotationWitness> chooser({&a, &b, &d}, c);
+  for (RotationWitness* e : {&a, &b, &d}) {
+    e->rotation = [&chooser] { return chooser.active(); };
+  }
+  UtilizationMonitor<RotationWitness> monitor(chooser, c);
+  Clock::time_point now{};
+  monitor.tick(now);
+  ScaleDecision decision;
+  for (int i = 0; i < 3 && decision.drain.empty(); ++i) {
+    a.busy += c.window / 2;
+    b.busy += c.window / 2;
+    now += c.window;
+    decision = monitor.tick(now);
+  }
+  ASSERT_THAT(decision.drain, ElementsAre(2));
+  EXPECT_THAT(d.rotation_at_suspend, ElementsAre(0, 1));
+  EXPECT_THAT(d.rotation_at_moves, ElementsAre(0, 1));
 }
 
 TEST(UtilizationMonitorTest, RegistrationsVetoScaleDownWhenDrainIsOff) {

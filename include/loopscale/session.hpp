@@ -341,7 +341,7 @@ class Session {
     // suspension): choose again.
     if (target->is_suspended() && !target->stopping()) {
       target = pool_->rebalance_target(*home_);
-      if (target == nullptr) return Next::kServeAgain;
+      if (target == nullptr || target->is_suspended()) return Next::kServeAgain;
     }
     if (move_to(*target)) return Next::kMoved;
     return socket_->is_open() ? Next::kServeAgain : Next::kEnd;

@@ -44,18 +44,22 @@
 //      suspended since.
 //   5. Wake: `resume()`; a draining executor is taken back before a thread
 //      is started for a suspended one. An executor whose thread could not be
-//      started (`ResumingExecutor`) is tried again. Suspend or drain: `try_suspend()`. A
-//      draining executor is asked again every tick, so it suspends within a
-//      tick of its work being gone.
-//   6. Connections (`RebalancingExecutor`, with
+//      started (`ResumingExecutor`) is tried again.
+//   6. The active set that stays is published to the chooser before anything
+//      is asked to leave, so that a connection or listener that moves
+//      meanwhile goes to a loop that stays (work submitted to a draining
+//      `EventLoop` would take it back).
+//   7. Suspend or drain: `try_suspend()`. A draining executor is asked
+//      again every tick, so it suspends within a tick of its work being
+//      gone.
+//   8. Connections (`RebalancingExecutor`, with
 //      `ScalingConfig::rebalance_connections`): every executor is told how
 //      many of its connections should leave it in the next window
 //      (`ScalingPolicy::plan_moves`): all of a draining one's, the excess
 //      of an active one that holds more than its share. Each request
 //      replaces the last, so an unclaimed request does not pile up.
-//   7. The active set is published to the chooser; listeners run for a
-//      decision that acted, sinks for every measured tick, on the thread
-//      that called `tick()`, before it returns.
+//   9. Listeners run for a decision that acted, sinks for every measured
+//      tick, on the thread that called `tick()`, before it returns.
 //
 // Between ticks (`ScalingConfig::fast_up_interval`) the monitor's thread
 // also calls `check_saturation()` every interval while the pool can grow:
@@ -90,6 +94,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -348,10 +353,12 @@ class UtilizationMonitor {
     // try_suspend() calls that returned false.
     std::uint64_t refusals = 0;
   };
-  // Wakes, suspends and drains as `d` says, asks draining executors again,
-  // requests connection moves and publishes the active set. Fills
+  // Wakes as `d` says, publishes the active set that stays (without
+  // `out_of_rotation`, unless that leaves none), then suspends and drains,
+  // asks draining executors again and requests connection moves. Fills
   // `d.refused` and `d.moves`.
-  Applied apply(ScaleDecision& d, const Observation& obs)
+  Applied apply(ScaleDecision& d, const Observation& obs,
+                std::span<const std::size_t> out_of_rotation = {})
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
   void report(Clock::time_point now, const ScaleDecision& d,
               const Observation& obs, Applied applied)

@@ -38,15 +38,8 @@ ScaleDecision UtilizationMonitor<E>::check_saturation(Clock::time_point now) {
   last_check_ = now;
   ScaleDecision d = policy_.decide_fast(obs.loops);
   if (!d.acted()) return d;
-  Applied applied = apply(d, obs);
-  std::vector<std::size_t> rotation;
-  for (std::size_t i = 0; i < applied.statuses.size(); ++i) {
-    if (applied.statuses[i] == ExecutorStatus::kActive &&
-        std::find(d.voters.begin(), d.voters.end(), i) == d.voters.end()) {
-      rotation.push_back(i);
-    }
-  }
-  if (!rotation.empty()) chooser_.publish(rotation);
+  // Until the next tick the saturated executors get no new work.
+  Applied applied = apply(d, obs, d.voters);
   {
     detail::MutexLock lock(mu_);
     statuses_ = std::move(applied.statuses);
@@ -169,7 +162,8 @@ bool UtilizationMonitor<E>::ask_to_suspend(std::size_t i,
 
 template <ScalableExecutor E>
 typename UtilizationMonitor<E>::Applied UtilizationMonitor<E>::apply(
-    ScaleDecision& d, const Observation& obs) {
+    ScaleDecision& d, const Observation& obs,
+    std::span<const std::size_t> out_of_rotation) {
   const std::size_t n = chooser_.size();
   Applied out;
   std::vector<ExecutorStatus>& statuses = out.statuses;
@@ -185,6 +179,26 @@ typename UtilizationMonitor<E>::Applied UtilizationMonitor<E>::apply(
     chooser_.executor(i).resume();
     statuses[i] = ExecutorStatus::kActive;
   }
+  // The new rotation goes out before any executor is asked to leave or to
+  // let connections go: a connection or listener that moves in between
+  // must choose among the loops that stay. With the old rotation it could
+  // pick a victim, and its submission would take that loop back from
+  // draining, unseen by this tick (server_bench's keep-alive case lost
+  // windows to it).
+  std::vector<std::size_t> rotation;
+  std::vector<std::size_t> kept;  // if every active one is out of rotation
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto is = [i](const std::vector<std::size_t>& v) {
+      return std::find(v.begin(), v.end(), i) != v.end();
+    };
+    if (statuses[i] != ExecutorStatus::kActive || is(d.suspend) || is(d.drain)) continue;
+    kept.push_back(i);
+    if (std::find(out_of_rotation.begin(), out_of_rotation.end(), i) ==
+        out_of_rotation.end()) {
+      rotation.push_back(i);
+    }
+  }
+  chooser_.publish(rotation.empty() ? kept : rotation);
   for (const auto* victims : {&d.suspend, &d.drain}) {
     for (std::size_t i : *victims) {
       if (!ask_to_suspend(i, statuses[i])) {
@@ -209,11 +223,6 @@ typename UtilizationMonitor<E>::Applied UtilizationMonitor<E>::apply(
       chooser_.executor(i).request_moves(d.moves.empty() ? 0 : d.moves[i]);
     }
   }
-  std::vector<std::size_t> active;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (statuses[i] == ExecutorStatus::kActive) active.push_back(i);
-  }
-  chooser_.publish(active);
   return out;
 }
 
