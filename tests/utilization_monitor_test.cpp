@@ -28,7 +28,7 @@ using ::testing::UnorderedElementsAre;
 // Patience 3, no cooldown, no ramp limit unless a test sets them.
 ScalingConfig base_config() {
   ScalingConfig c;
-  // The per-loop rules of DESIGN.md are what these tests pin down; kTarget
+  // The per-loop rules (docs/scaling.md) are what these tests pin down; kTarget
   // has its own tests (scaling_policy_test, scaling_sim_test).
   c.signal = ScaleSignal::kPerLoop;
   c.min_loops = 1;

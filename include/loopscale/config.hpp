@@ -40,7 +40,7 @@
 //
 // Errors: `validate()` and the TOML readers return `InvalidArgument` with a
 // message that names the field and the offending value, and for TOML the line
-// ("scaling.patience_cycles = 0 at line 7: must be at least 1"). An unknown
+// ("scaling.patience_cycles = 0: must be at least 1 (line 7)"). An unknown
 // table or key is an error too: a misspelt knob must not be silently ignored.
 //
 // Thread-safety: these are plain values; the functions are pure and may be
@@ -85,7 +85,8 @@ enum class ScaleSignal {
 std::string_view to_string(ScaleSignal signal) noexcept;
 
 // How a chooser and its monitor scale. The semantics of each field are in
-// DESIGN.md ("Policy", "Bounds") and scaling_policy.hpp.
+// docs/scaling.md ("The rules", "Configuration reference") and
+// scaling_policy.hpp.
 struct ScalingConfig {
   // Fewest active loops. 0 is allowed: `next()` then wakes a loop on demand.
   std::size_t min_loops = 1;
@@ -115,8 +116,8 @@ struct ScalingConfig {
   // new work, keeps serving, suspends when its work is done) if true, kept
   // active if false.
   bool drain_connected_loops = true;
-  // Whether the monitor asks connections to move between loops (DESIGN.md
-  // "Connections follow the scaler"; loopscale/session.hpp): all of a
+  // Whether the monitor asks connections to move between loops
+  // (docs/scaling.md, "Connections follow the scaler"; loopscale/session.hpp): all of a
   // draining loop's, and an active loop's excess over its share
   // (ceil(connections / active loops)). Connections that do not take part
   // (a server run with rebalancing off) simply never answer.

@@ -7,8 +7,8 @@
 //
 //   loopscale::steady_timer timer(loop.get_executor());
 //   loopscale::tcp_acceptor acceptor(loop.get_executor(), endpoint);
-//   loopscale::tcp_socket socket(pool.next().get_executor());
-//   acceptor.async_accept(socket, [](std::error_code ec) { ... });
+//   loopscale::tcp_socket socket(pool.next());  // on the loop chosen next
+//   acceptor.async_accept(socket, [](std::error_code ec) { /* ... */ });
 //
 // `asio::steady_timer` and `asio::ip::tcp::socket` work on a loop too, and
 // behave the same; they hold their executor in an `any_io_executor`. Asio

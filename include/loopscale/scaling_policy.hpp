@@ -18,7 +18,7 @@
 //     for (i : d.wake) resume i;  for (i : d.suspend, d.drain) try_suspend i;
 //   }
 //
-// The rules (DESIGN.md "Policy" and "Bounds", with Netty 4.2's known bugs
+// The rules (docs/scaling.md, "The rules", with Netty 4.2's known bugs
 // fixed; each has a test that fails without it):
 //
 //   * Streaks. A loop is busy in a window if u > scale_up_threshold, idle if

@@ -2,7 +2,7 @@
 // shm/layout.hpp
 // -----------------------------------------------------------------------------
 //
-// The shared-memory metrics file, version 1.0: the record layouts and the
+// The shared-memory metrics file, version 1.4: the record layouts and the
 // schema table that describes them. `docs/shm-format.md` is the prose version,
 // written so that a reader in another language needs nothing else; this
 // header is what the C++ publisher and reader compile against, and
