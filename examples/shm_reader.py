@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import stat
 import struct
 import sys
 
@@ -57,7 +58,17 @@ class File:
             self.fd = os.open(path, flags)
         except OSError as e:
             raise BadFile(f"{path}: {e.strerror}") from None
-        self.size = os.fstat(self.fd).st_size
+        st = os.fstat(self.fd)
+        self.size = st.st_size
+        # Whoever can write the file can forge its figures: say so, read on.
+        why = []
+        if st.st_uid not in (os.geteuid(), 0):
+            why.append(f"belongs to uid {st.st_uid}, not to this user (uid {os.geteuid()})")
+        if st.st_mode & stat.S_IWOTH:
+            why.append(f"is writable by any user (mode 0{st.st_mode & 0o7777:o})")
+        if why:
+            print(f"shm_reader.py: warning: {path} {' and '.join(why)}: whoever can "
+                  f"write it can forge its figures", file=sys.stderr)
 
     def read(self, offset, size):
         data = os.pread(self.fd, size, offset)

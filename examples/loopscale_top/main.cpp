@@ -167,9 +167,16 @@ int main(int argc, char** argv) {
   // failures and tried again at the next refresh, on the file the path
   // names by then.
   bool failing = false;
+  std::string warned;  // the last trust warning printed, printed once
   for (;;) {
     if (!once && (!reader.ok() || reader->file_replaced())) {
       reader = loopscale::shm::Reader::open(path);
+    }
+    if (reader.ok()) {
+      if (std::string w = reader->trust_warning(); !w.empty() && w != warned) {
+        std::fprintf(stderr, "loopscale-top: warning: %s\n", w.c_str());
+        warned = std::move(w);
+      }
     }
     absl::StatusOr<loopscale::shm::Snapshot> snap =
         reader.ok() ? reader->snapshot() : reader.status();

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "loopscale/detail/seqlock.hpp"
 #include "loopscale/loop_state.hpp"
 #include "loopscale/shm/detail/file_layout.hpp"
@@ -432,6 +433,22 @@ bool Reader::file_replaced() const {
   if (::stat(path_.c_str(), &now) != 0) return true;
   if (fstat(fd_, &held) != 0) return true;
   return now.st_dev != held.st_dev || now.st_ino != held.st_ino;
+}
+
+std::string Reader::trust_warning() const {
+  struct stat st{};
+  if (fstat(fd_, &st) != 0) return "";
+  std::string why;
+  if (st.st_uid != geteuid() && st.st_uid != 0) {
+    why = absl::StrCat("belongs to uid ", st.st_uid, ", not to this user (uid ",
+                       geteuid(), ")");
+  }
+  if ((st.st_mode & S_IWOTH) != 0) {
+    absl::StrAppend(&why, why.empty() ? "" : " and ", "is writable by any user (mode 0",
+                    absl::StrFormat("%o", st.st_mode & 07777), ")");
+  }
+  if (why.empty()) return "";
+  return absl::StrCat(path_, " ", why, ": whoever can write it can forge its figures");
 }
 
 Reader::~Reader() {

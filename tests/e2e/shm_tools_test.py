@@ -165,6 +165,20 @@ try:
     r = run(top, f"--shm={path}", "--once", "--jobs")
     check(r.stdout.count("busy with:") == 2 + 9, "--jobs adds each loop's")
 
+    # Whoever can write the file can forge its figures: both readers say so
+    # on stderr when anyone can, and still read.
+    check(os.stat(path).st_mode & 0o002 == 0, "the fixture's file is not world-writable")
+    r = run(top, f"--shm={path}", "--once", "--format=json")
+    check("warning" not in r.stderr, f"no warning on a private file ({r.stderr.strip()})")
+    os.chmod(path, 0o666)
+    r = run(top, f"--shm={path}", "--once", "--format=json")
+    check(r.returncode == 0 and f"warning: {path} is writable by any user (mode 0666)" in r.stderr
+          and json.loads(r.stdout)["processes"], f"loopscale-top warns and reads ({r.stderr.strip()})")
+    py = run(sys.executable, reader_py, f"--shm={path}")
+    check(py.returncode == 0 and f"warning: {path} is writable by any user (mode 0666)" in py.stderr,
+          f"shm_reader.py warns and reads ({py.stderr.strip()})")
+    os.chmod(path, 0o600)
+
     r = run(top, f"--shm={path}", "--once", "--format=xml")
     check(r.returncode == 2 and "--format=xml" in r.stderr, "a bad --format is named")
     r = run(top, f"--shm={path}-missing", "--once")

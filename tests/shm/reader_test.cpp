@@ -398,6 +398,36 @@ TEST(ReaderTest, AHugeFileIsReadOnlyAsFarAsItsHeaderSays) {
   EXPECT_THAT(snap.status().message(), HasSubstr("used_bytes = 8589934592"));
 }
 
+// Whoever can write the file can forge its figures: a reader says when
+// that is anyone, or another user, and still reads.
+TEST(ReaderTest, TrustWarningNamesAWorldWritableFile) {
+  TempShmPath file;
+  auto pub = Publisher::attach(file.config("svc"), "pool", 2);
+  ASSERT_TRUE(pub.ok()) << pub.status();
+  ASSERT_EQ(::chmod(file.path().c_str(), 0600), 0);
+  auto reader = Reader::open(file.path());
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ(reader->trust_warning(), "");
+  ASSERT_EQ(::chmod(file.path().c_str(), 0666), 0);
+  EXPECT_THAT(reader->trust_warning(), HasSubstr("is writable by any user (mode 0666)"));
+  EXPECT_THAT(reader->trust_warning(), HasSubstr(file.path()));
+  EXPECT_TRUE(reader->snapshot().ok());  // a warning, not a refusal
+}
+
+TEST(ReaderTest, TrustWarningNamesAnotherUsersFile) {
+  TempShmPath file;
+  auto pub = Publisher::attach(file.config("svc"), "pool", 2);
+  ASSERT_TRUE(pub.ok()) << pub.status();
+  ASSERT_EQ(::chmod(file.path().c_str(), 0644), 0);
+  auto reader = Reader::open(file.path());
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  if (::chown(file.path().c_str(), 65534, 65534) != 0) {
+    GTEST_SKIP() << "cannot give the file to another user (not root)";
+  }
+  EXPECT_THAT(reader->trust_warning(), HasSubstr("belongs to uid 65534, not to this user"));
+  EXPECT_TRUE(reader->snapshot().ok());
+}
+
 // reclaim_stale writes into the file: never into another user's.
 TEST(ReclaimStaleTest, RefusesAFileThatBelongsToAnotherUser) {
   TempShmPath file;

@@ -210,6 +210,14 @@ class Reader {
   // again; the file it holds only ever shows the old one's last figures.
   bool file_replaced() const;
 
+  // Why the figures in this file may not be what its servers wrote, or an
+  // empty string: the file belongs to a user other than this process's (and
+  // other than root), or any user may write it. Whoever can write the file
+  // can forge its figures; a supervisor that acts on them should know.
+  // Readers say so (loopscale-top on stderr) and read on: a file shared on
+  // purpose (`[metrics] file_mode`) is legitimate.
+  std::string trust_warning() const;
+
   const std::string& path() const noexcept { return path_; }
 
  private:
