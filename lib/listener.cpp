@@ -24,6 +24,9 @@ constexpr std::chrono::milliseconds kLongestPause{1000};
 // turn waits behind a pass over the loop's queue); more than a few dozen
 // would hold the loop's other work up. Netty's server channels read 16.
 constexpr int kAcceptBatch = 16;
+// The most connections taken from the backlog when the listener closes
+// (SOMAXCONN, the kernel's default bound on a listen backlog).
+constexpr int kBacklogAtClose = 4096;
 }  // namespace
 
 // What the listener's pending operation owns, and its place in its loop's
@@ -136,6 +139,7 @@ struct Listener::Steps {
   // The top of the loop: ends, moves, or starts the next accept.
   static void next_step(CorePtr& core) {
     Core& c = *core;
+    if (c.closing() && c.acceptor->is_open()) take_backlog_before_closing(c);
     if (c.closing() || !c.acceptor->is_open()) return core.reset();  // ~Core closes
     const bool in_rotation = c.attach_and_check_rotation();
     if (std::exchange(c.arriving, false)) {
@@ -223,6 +227,22 @@ struct Listener::Steps {
     // backlog. Set each time: a move makes a new acceptor object.
     c.acceptor->non_blocking(true, ec);
     for (int i = 1; i < kAcceptBatch && !ec; ++i) {
+      tcp_socket peer(c.pool->next());
+      c.acceptor->accept(peer, ec);
+      if (!ec) hand_to_user(c, std::move(peer));
+    }
+  }
+
+  // Closing: the connections the kernel has already completed would be
+  // reset when the acceptor closes. Their clients were told the server is
+  // there, and may have sent a request: they are handed to the user like
+  // any other (on a server stopping gracefully, a session answers what has
+  // arrived and closes). Bounded, as the kernel's own backlog is, so that a
+  // flood cannot hold the close up.
+  static void take_backlog_before_closing(Core& c) {
+    std::error_code ec;
+    c.acceptor->non_blocking(true, ec);
+    for (int i = 0; i < kBacklogAtClose && !ec; ++i) {
       tcp_socket peer(c.pool->next());
       c.acceptor->accept(peer, ec);
       if (!ec) hand_to_user(c, std::move(peer));

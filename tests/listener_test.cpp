@@ -309,6 +309,22 @@ TEST_F(ListenerTest, CloseStopsAcceptingAndWaitClosedReturns) {
   EXPECT_EQ(accepted(), 1u);
 }
 
+// Connections the kernel completed before the close are handed over, not
+// reset with the acceptor: more than one turn's batch of them (16).
+TEST_F(ListenerTest, CloseHandsOverTheBacklogBeforeClosing) {
+  start_pool(2);
+  listen_on(0);
+  std::latch hold(1);
+  asio::post(pool_->loop(0).get_executor(), [&] { hold.wait(); });
+  std::vector<tcp::socket> clients;
+  for (int i = 0; i < 40; ++i) clients.push_back(connect());  // into the backlog
+  listener_->close();
+  hold.count_down();
+  listener_->wait_closed();
+  EXPECT_EQ(accepted(), 40u);
+  EXPECT_TRUE(refused());
+}
+
 TEST_F(ListenerTest, CloseDuringAMoveClosesOnTheNewLoop) {
   start_pool(2);
   listen_on(0);

@@ -86,9 +86,12 @@ class Listener : public std::enable_shared_from_this<Listener> {
   Listener& operator=(const Listener&) = delete;
   ~Listener() = default;
 
-  // Asks the listener to stop accepting: its acceptor is closed on its loop,
-  // and a connection whose accept completed is still handed to `on_accept`.
-  // Returns at once; idempotent.
+  // Asks the listener to stop accepting: its acceptor is closed on its loop.
+  // Connections the kernel completed before that (the listen backlog, up to
+  // 4096) are accepted and handed to `on_accept` first, not reset: on a
+  // server stopping gracefully their sessions answer what has arrived and
+  // close. A client that connects after the close is refused. Returns at
+  // once; idempotent.
   void close();
   // Blocks until the acceptor is closed, after `close()`, or once the
   // listener's loop has stopped. Not on one of the pool's loops, and not

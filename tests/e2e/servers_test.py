@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -466,6 +467,33 @@ def pipelined_at_stop(second_signal):
     return took, proc.returncode, got
 
 
+def backlog_at_stop(n):
+    """One loop busy with a long request, `n` clients connected behind it
+    (in the listen backlog, their requests sent), then SIGTERM. Returns what
+    each backlog client received (or the error it met), and the exit status."""
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+        f.write("[scaling]\nmin_loops = 1\nmax_loops = 1\n")
+    proc, port = start(http_server, "--port=0", f"--config={f.name}", "--shutdown_timeout=30s")
+    os.unlink(f.name)
+    busy = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+    busy.sendall(b"GET /work?ms=3000 HTTP/1.1\r\nHost: x\r\n\r\n")
+    check(eventually(lambda: server_read_everything(port, busy.getsockname()[1])),
+          "the one loop is in the long request")
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) for _ in range(n)]
+    for c in clients:
+        c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    proc.send_signal(signal.SIGTERM)
+    got = []
+    for c in clients:
+        try:
+            got.append(recv_all(c))
+        except OSError as e:
+            got.append(repr(e).encode())
+        c.close()
+    busy.close()
+    return got, stop(proc, signal_it=False)
+
+
 took, code, got = pipelined_at_stop(False)
 check(code == 0 and took < 4 and got.count(b"HTTP/1.1 200") == 1 and b"Connection: close" in got,
       f"a graceful stop answers the request in flight with Connection: close, not the two "
@@ -480,6 +508,13 @@ check(resp.startswith(b"HTTP/1.1 200") and b"Connection: close" in resp and stop
       f"a request half received when a graceful stop begins is answered with "
       f"Connection: close, then the connection closes ({resp[:60]!r}, stopped {stopped})")
 
+got, code = backlog_at_stop(20)
+answered = sum(1 for g in got if g.startswith(b"HTTP/1.1 200") and b"Connection: close" in g)
+check(answered == 20 and code == 0,
+      f"connections still in the listen backlog at a graceful stop are accepted and answered "
+      f"with Connection: close, not reset ({answered} of 20; others: "
+      f"{[g[:40] for g in got if not g.startswith(b'HTTP/1.1 200')][:3]}; exit {code})")
+
 r = subprocess.run([http_server, "--port=0", "--rebalance=sideways"], capture_output=True, text=True)
 check(r.returncode == 2 and "sideways" in r.stderr, "a bad --rebalance is named")
 
@@ -487,7 +522,6 @@ check(r.returncode == 2 and "sideways" in r.stderr, "a bad --rebalance is named"
 # Each check here failed before its fix (see the commit that added it).
 
 import resource  # noqa: E402
-import tempfile  # noqa: E402
 
 sanitized = bool(os.environ.get("ASAN_OPTIONS") or os.environ.get("TSAN_OPTIONS"))
 
