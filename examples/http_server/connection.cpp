@@ -124,8 +124,9 @@ class PlainConnection {
 //
 // Three clocks guard a connection. Between requests it may stay idle for
 // `routes.idle_timeout` since its last answer (`idle_since`: empty lines do
-// not restart it); an answer's every piece must be written within
-// `routes.idle_timeout` (a client that stops reading is cut off); once a request's first byte has arrived, the whole
+// not restart it); a write must make progress within `routes.idle_timeout`
+// (a client that stops reading is cut off; a slow one is not); once a
+// request's first byte has arrived, the whole
 // request must arrive within `routes.request_timeout` of it (`started`,
 // kept across moves): a client that sends one byte a second is cut off,
 // not kept alive by every byte. Answers to one read are written in pieces
@@ -232,13 +233,18 @@ serve_requests(Connection& c, RequestParser& parser,
         }
       }
       if (!out.empty()) {
-        // A write has its own deadline, per piece: a client that reads
-        // slowly gets its answer, one that stops reading is cut off.
-        deadline.expires_after(routes.idle_timeout);
-        deadline.async_wait(close_if_current());
-        co_await asio::async_write(socket, asio::buffer(out),
-                                   asio::redirect_error(use_awaitable, ec));
-        if (ec) co_return;
+        // A write's deadline restarts with its every bit of progress (as
+        // nginx's send_timeout): a client that reads slowly gets its whole
+        // answer, however long, and one that stops reading is cut off. The
+        // kernel wakes a writer only once half its send queue has drained,
+        // so a reader must take about that much per idle timeout.
+        for (std::size_t written = 0; written < out.size();) {
+          deadline.expires_after(routes.idle_timeout);
+          deadline.async_wait(close_if_current());
+          written += co_await socket.async_write_some(asio::buffer(out) + written,
+                                                      asio::redirect_error(use_awaitable, ec));
+          if (ec) co_return;
+        }
       }
     } while (keep_alive && next < requests.size());
     if (next > 0) idle_since = std::chrono::steady_clock::now();

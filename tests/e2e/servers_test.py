@@ -575,6 +575,66 @@ try:
     finally:
         stop(proc2)
 
+    # A client that reads a long pipelined answer slowly gets all of it: the
+    # write has its own deadline per piece, not the idle timeout (which
+    # used to fire mid-answer and reset it); one that stops reading is cut.
+    # 600 answers of /metrics (about 7 MB, more than the kernel's send
+    # queue takes) read at about 1.6 MB/s: 4.5 s in all, longer than the
+    # 3 s idle timeout. The kernel lets the server write again once half
+    # its send queue has drained: up to a second apart at this pace.
+    proc3, port3 = start(http_server, "--port=0", f"--config={config}", "--idle_timeout=3s")
+    try:
+        slow = socket.create_connection(("127.0.0.1", port3), timeout=DEADLINE)
+        slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 600)
+        began, buf, complete, error = time.monotonic(), b"", 0, None
+        while complete < 600 and error is None:
+            try:
+                chunk = slow.recv(65536)
+            except OSError as e:
+                error = repr(e)
+                break
+            if not chunk:
+                error = "closed by the server"
+                break
+            buf += chunk
+            at = 0
+            while True:  # count the complete responses in what has arrived
+                head_end = buf.find(b"\r\n\r\n", at)
+                if head_end < 0:
+                    break
+                length = int(re.search(rb"Content-Length: (\d+)", buf[at:head_end]).group(1))
+                if len(buf) < head_end + 4 + length:
+                    break
+                at = head_end + 4 + length
+                complete += 1
+            buf = buf[at:]
+            time.sleep(0.04)  # the slow reader's pace, not a wait for the server
+        took = time.monotonic() - began
+        slow.close()
+        check(complete == 600 and took > 3,
+              f"a client reading 600 pipelined /metrics answers slowly ({took:.1f} s, "
+              f"--idle_timeout=3s) gets all of them ({complete}; {error or 'no error'})")
+
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        stalled.connect(("127.0.0.1", port3))
+        stalled.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 600)  # blocks the write
+        stalled_port = stalled.getsockname()[1]
+
+        def server_side_open():
+            with open("/proc/net/tcp") as f:
+                for line in f.readlines()[1:]:
+                    fields = line.split()
+                    if (int(fields[1].split(":")[1], 16) == port3
+                            and int(fields[2].split(":")[1], 16) == stalled_port):
+                        return fields[3] == "01"  # ESTABLISHED
+            return False
+        check(eventually(lambda: not server_side_open()),
+              "a client that stops reading a long answer is cut off (--idle_timeout=3s)")
+        stalled.close()
+    finally:
+        stop(proc3)
+
     # A client that pipelines requests and never reads holds at most 64 KiB of
     # answers per connection (it used to hold everything one 8 KiB read asked
     # for: about 1.4 MB of /metrics).
