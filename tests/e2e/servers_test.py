@@ -385,6 +385,92 @@ check(r["moves"] == 0 and r["idled_again"] and r["idle_closes"] > 0 and r["stopp
       f"--rebalance=close: nothing moves ({r['moves']:.0f}); idle connections are closed "
       f"({r['idle_closes']}) and the pool shrinks ({r['idled_again']}: {r.get('last_view')})")
 
+def pipelined_in_close_mode():
+    """Eight clients connect while the pool idles at one loop, then send
+    batches of five pipelined requests, with pauses, while the pool grows
+    and shrinks, in close mode:
+    returns (batches, connections closed, batches cut short without
+    Connection: close on their last answer, resets, other errors)."""
+    proc, port = start(http_server, "--port=0", f"--config={config}", "--rebalance=close",
+                       "--idle_timeout=10m")
+    out = {"batches": 0, "closes": 0, "cut": 0, "resets": 0, "errors": []}
+    lock = threading.Lock()
+    stop_load = threading.Event()
+    try:
+        eventually(lambda: metric_sum(port, "loopscale_loop_state", "active") == 1)
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) for _ in range(8)]
+
+        def answers(sock, n):
+            """Reads up to n answers; returns (heads, how it ended)."""
+            heads, buf = [], b""
+            while len(heads) < n:
+                end = buf.find(b"\r\n\r\n")
+                if end >= 0:
+                    length = int(re.search(rb"Content-Length: (\d+)", buf[:end]).group(1))
+                    if len(buf) >= end + 4 + length:
+                        heads.append(buf[:end])
+                        buf = buf[end + 4 + length:]
+                        if b"Connection: close" in heads[-1]:
+                            return heads, "close"
+                        continue
+                try:
+                    data = sock.recv(65536)
+                except ConnectionResetError:
+                    return heads, "reset"
+                if not data:
+                    return heads, "eof"
+                buf += data
+            return heads, "all"
+
+        def client(i):
+            sock = socks[i]
+            pace = random.Random(i)
+            try:
+                while not stop_load.is_set():
+                    # A pause between batches (the client's think time): the
+                    # pool then asks connections that wait for input to close
+                    # just as their next batch arrives.
+                    time.sleep(pace.uniform(0, 0.02))
+                    sock.sendall(b"GET /work?ms=5 HTTP/1.1\r\nHost: x\r\n\r\n" * 5)
+                    heads, how = answers(sock, 5)
+                    with lock:
+                        out["batches"] += 1
+                        if any(not h.startswith(b"HTTP/1.1 200") for h in heads):
+                            out["errors"].append(heads[-1][:40])
+                        if how == "reset":
+                            out["resets"] += 1
+                        elif how == "eof":
+                            out["cut"] += 1
+                        elif how == "close":
+                            out["closes"] += 1
+                    if how != "all":
+                        sock.close()
+                        sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+            except OSError as e:
+                with lock:
+                    out["errors"].append(repr(e))
+            finally:
+                sock.close()
+
+        workers = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        for w in workers:
+            w.start()
+        out["acted"] = eventually(lambda: out["closes"] >= 10)
+        stop_load.set()
+        for w in workers:
+            w.join()
+    finally:
+        stop_load.set()
+        out["stopped"] = stop(proc) == 0
+    return out
+
+
+r = pipelined_in_close_mode()
+check(r["acted"] and r["cut"] == 0 and r["resets"] == 0 and not r["errors"] and r["stopped"],
+      f"--rebalance=close with pipelined batches: a connection asked to leave ends its last "
+      f"answer with Connection: close; none is cut short or reset ({r['batches']} batches, "
+      f"{r['closes']} closes, {r['cut']} cut, {r['resets']} resets, errors {r['errors'][:2]})")
+
 r = keep_alive_scenario("off")
 check(r["spread"] and not r["errors"],
       f"--rebalance=off: the pool grows (peak {r['peak']:.0f}) ({r['errors'][:2]})")
