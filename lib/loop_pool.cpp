@@ -1,6 +1,7 @@
 #include "loopscale/loop_pool.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <system_error>
@@ -126,6 +127,19 @@ void LoopPool::stop() {
 
 void LoopPool::close_connections() {
   for (const auto& loop : loops_) loop->request_close();
+}
+
+bool LoopPool::close_connections(std::chrono::steady_clock::time_point deadline) {
+  close_connections();
+  // Polled: a connection's end is a relaxed counter on its loop, with
+  // nothing to wait on. A few milliseconds are nothing to a stop.
+  constexpr auto kPoll = std::chrono::milliseconds(2);
+  for (;;) {
+    if (connections() == 0) return true;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return false;
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(kPoll, deadline - now));
+  }
 }
 
 std::size_t LoopPool::connections() const noexcept {

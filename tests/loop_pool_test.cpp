@@ -11,6 +11,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include <sys/resource.h>
@@ -303,6 +304,26 @@ TEST(LoopPoolTest, DirectPostToASuspendedLoopBringsItBackIntoRotation) {
   EXPECT_FALSE(in_rotation()) << "before the monitor saw it";
   pool->monitor().tick(now += 1h);
   EXPECT_TRUE(in_rotation()) << "the monitor's next tick did not take it in";
+  pool->stop();
+}
+
+// The graceful stop in one call: false at the deadline while a connection
+// stays; true once the last one has closed.
+TEST(LoopPoolTest, CloseConnectionsWaitsForTheLastOneOrTheDeadline) {
+  auto pool = make_pool(hand_ticked(2, 2));
+  pool->start();
+  std::optional<Registration> connection = pool->loop(1).register_connection();
+  EXPECT_FALSE(pool->close_connections(std::chrono::steady_clock::now() + 20ms));
+  EXPECT_TRUE(pool->loop(1).closing());
+  // A session asked to close closes on its loop; here a thread that waits
+  // for the request does it.
+  std::thread closer([&] {
+    EXPECT_TRUE(eventually([&] { return pool->loop(0).closing() && pool->loop(1).closing(); }));
+    connection.reset();
+  });
+  EXPECT_TRUE(pool->close_connections(std::chrono::steady_clock::now() + 60s));
+  EXPECT_EQ(pool->connections(), 0u);
+  closer.join();
   pool->stop();
 }
 

@@ -17,7 +17,6 @@
 #include <array>
 #include <chrono>
 #include <csignal>
-#include <thread>
 #include <cstdio>
 #include <string>
 
@@ -132,11 +131,7 @@ int main(int argc, char** argv) {
   // echoing and close, then stop (at the latest 10 s later).
   listener->close();
   listener->wait_closed();
-  (*pool)->close_connections();
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while ((*pool)->connections() > 0 && std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  (*pool)->close_connections(std::chrono::steady_clock::now() + std::chrono::seconds(10));
   (*pool)->stop();
   return 0;
 }

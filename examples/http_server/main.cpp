@@ -338,14 +338,9 @@ int main(int argc, char** argv) {
                      // Graceful: requests in flight are answered, then every
                      // connection closes; the pool stops once none is left,
                      // or when --shutdown_timeout has passed.
-                     pool->close_connections();
-                     const auto until = std::chrono::steady_clock::now() +
-                                        absl::ToChronoNanoseconds(
-                                            absl::GetFlag(FLAGS_shutdown_timeout));
-                     while (pool->connections() > 0 &&
-                            std::chrono::steady_clock::now() < until) {
-                       std::this_thread::sleep_for(std::chrono::milliseconds(5));
-                     }
+                     pool->close_connections(
+                         std::chrono::steady_clock::now() +
+                         absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_shutdown_timeout)));
                      pool->stop();
                    });
   } else {

@@ -50,5 +50,7 @@ int main() {
   std::getchar();  // serve until Enter
   listener->close();
   listener->wait_closed();
+  // Each connection finishes the line it is answering, then closes.
+  p.close_connections(std::chrono::steady_clock::now() + std::chrono::seconds(5));
   p.stop();
 }

@@ -101,8 +101,19 @@ class LoopPool {
   // For a graceful shutdown: asks every session on every loop to close
   // after the answer it is giving (`EventLoop::request_close()`); idle ones
   // close at once. Then wait for `connections()` to reach zero (with a
-  // deadline of your choosing) before `stop()`.
+  // deadline of your choosing: the overload below) before `stop()`.
   void close_connections();
+  // The graceful stop in one call: `close_connections()`, then waits until
+  // no connection is left or `deadline` passes, whichever comes first.
+  // Returns true if none is left. Call it from outside the pool's loops
+  // (their sessions could not finish while one of them waits), after
+  // closing the listeners (a connection accepted meanwhile counts too):
+  //
+  //   listener->close();
+  //   listener->wait_closed();
+  //   pool.close_connections(std::chrono::steady_clock::now() + 10s);
+  //   pool.stop();
+  bool close_connections(std::chrono::steady_clock::time_point deadline);
   // Returns the connections (registrations) on all loops.
   std::size_t connections() const noexcept;
 
