@@ -12,13 +12,12 @@
 #include <asio/cancellation_signal.hpp>
 #include <asio/post.hpp>
 
+#include "loopscale/accept_backoff.hpp"
 #include "loopscale/detail/hand_over.hpp"
 
 namespace loopscale {
 
 namespace {
-constexpr std::chrono::milliseconds kFirstPause{1};
-constexpr std::chrono::milliseconds kLongestPause{1000};
 // Connections taken from the backlog per turn of the listener's handler.
 // One per turn starves the accepts of a loop busy with other handlers (each
 // turn waits behind a pass over the loop's queue); more than a few dozen
@@ -114,8 +113,7 @@ struct Listener::Core {
   // The socket of the accept in progress; the pause after a failed one.
   std::optional<tcp_socket> peer;
   std::optional<steady_timer> timer;
-  std::chrono::milliseconds pause = kFirstPause;
-  bool failing = false;
+  AcceptBackoff backoff;
   // Moved, and not yet running on the new loop.
   bool arriving = false;
 };
@@ -187,8 +185,7 @@ struct Listener::Steps {
     c.hook.interrupted = false;
     if (ec == asio::error::operation_aborted) return next_step(core);  // closing or leaving
     if (ec) return pause(std::move(core), ec);
-    c.failing = false;
-    c.pause = kFirstPause;
+    c.backoff.succeeded();
     // Chosen when the accept began: if that loop has left rotation since,
     // the connection starts on one that is active now (or, if it cannot be
     // handed over, where it is).
@@ -254,9 +251,9 @@ struct Listener::Steps {
     Core& c = *core;
     c.peer.reset();
     c.handle->failures_.fetch_add(1, std::memory_order_relaxed);
-    if (!std::exchange(c.failing, true) && c.on_error) c.on_error(ec);
-    c.timer.emplace(c.home->get_executor(), c.pause);
-    c.pause = std::min(c.pause * 2, kLongestPause);
+    const AcceptBackoff::Pause wait = c.backoff.failed();
+    if (wait.first_of_run && c.on_error) c.on_error(ec);
+    c.timer.emplace(c.home->get_executor(), wait.wait);
     c.hook.waiting = true;
     c.timer->async_wait(asio::bind_cancellation_slot(
         c.cancel.slot(), [core = std::move(core)](std::error_code) mutable {

@@ -39,8 +39,8 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
-#include "accept_backoff.hpp"
 #include "connection.hpp"
+#include "loopscale/accept_backoff.hpp"
 #include "loopscale/awaitable.hpp"
 #include "loopscale/job_scope.hpp"
 #include "loopscale/listener.hpp"
@@ -126,7 +126,7 @@ template <class Executor, class Pick, class OnAccept>
 asio::awaitable<void, Executor> accept_loop(Acceptor<Executor>& acceptor, Pick pick,
                                             OnAccept on_accept) {
   constexpr asio::use_awaitable_t<Executor> use_awaitable;
-  loopscale::examples::AcceptBackoff backoff("http_server");
+  loopscale::AcceptBackoff backoff;  // the Listener's, for the plain baseline
   asio::basic_waitable_timer<std::chrono::steady_clock,
                              asio::wait_traits<std::chrono::steady_clock>, Executor>
       pause(acceptor.get_executor());
@@ -137,11 +137,22 @@ asio::awaitable<void, Executor> accept_loop(Acceptor<Executor>& acceptor, Pick p
     co_await acceptor.async_accept(socket, asio::redirect_error(use_awaitable, ec));
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) {  // e.g. EMFILE: wait, then keep accepting
-      co_await backoff.after_failure(ec, pause);
+      const loopscale::AcceptBackoff::Pause wait = backoff.failed();
+      if (wait.first_of_run) {
+        std::fprintf(stderr, "http_server: accept failed: %s; retrying with a backoff of up "
+                             "to %lld ms\n",
+                     ec.message().c_str(),
+                     static_cast<long long>(loopscale::AcceptBackoff::kLongest.count()));
+      }
+      pause.expires_after(wait.wait);
+      co_await pause.async_wait(asio::redirect_error(use_awaitable, ec));
       if (!acceptor.is_open()) co_return;
       continue;
     }
-    backoff.after_success();
+    if (const std::uint64_t failures = backoff.succeeded(); failures > 0) {
+      std::fprintf(stderr, "http_server: accepting again after %llu failed accepts\n",
+                   static_cast<unsigned long long>(failures));
+    }
     on_accept(std::move(socket));
   }
 }

@@ -30,8 +30,9 @@
 // as a handler's is, and the listener accepts on.
 //
 // A failed accept (EMFILE or ENFILE at the descriptor limit, ENOBUFS,
-// ENOMEM) is retried after a pause, 1 ms at first, doubling up to 1 s, back
-// to 1 ms after an accept succeeds: an acceptor at the descriptor limit would
+// ENOMEM) is retried after a pause (`AcceptBackoff`, accept_backoff.hpp: 1 ms
+// at first, doubling up to 1 s, back to 1 ms after an accept succeeds): an
+// acceptor at the descriptor limit would
 // otherwise retry at once, for ever, a core at 100% and a loop that reads as
 // saturated to the scaler. Any other failure of a step is one of these too:
 // an exception (out of memory or descriptors where a socket or timer is

@@ -8,6 +8,7 @@
 #ifndef LOOPSCALE_LOOPSCALE_HPP_
 #define LOOPSCALE_LOOPSCALE_HPP_
 
+#include "loopscale/accept_backoff.hpp"
 #include "loopscale/activity.hpp"
 #include "loopscale/chooser.hpp"
 #include "loopscale/clock.hpp"
