@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "loopscale/config.hpp"
-#include "loopscale/event_loop.hpp"
 #include "loopscale/job_type.hpp"
 #include "loopscale/lag_histogram.hpp"
+#include "loopscale/loop_state.hpp"
 #include "loopscale/scaling_policy.hpp"
 
 namespace loopscale {
