@@ -13,6 +13,8 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "loopscale/detail/test_hooks.hpp"
+
 namespace loopscale {
 namespace {
 

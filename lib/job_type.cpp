@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "loopscale/detail/mutex.hpp"
+#include "loopscale/detail/test_hooks.hpp"
 
 namespace loopscale {
 namespace {

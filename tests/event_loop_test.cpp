@@ -13,6 +13,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 
+#include "loopscale/detail/test_hooks.hpp"
 #include "loopscale/utilization_monitor.hpp"
 #include "support/wait.hpp"
 

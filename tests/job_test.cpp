@@ -18,6 +18,7 @@
 
 #include "loopscale/activity.hpp"
 #include "loopscale/awaitable.hpp"
+#include "loopscale/detail/test_hooks.hpp"
 #include "loopscale/event_loop.hpp"
 #include "loopscale/io.hpp"
 #include "loopscale/job_scope.hpp"

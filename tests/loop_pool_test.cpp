@@ -21,6 +21,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "loopscale/detail/test_hooks.hpp"
 #include "loopscale/shm/reader.hpp"
 #include "support/open_fds.hpp"
 #include "support/shm_file.hpp"

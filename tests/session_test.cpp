@@ -23,6 +23,7 @@
 
 #include "gtest/gtest.h"
 #include "loopscale/detail/hand_over.hpp"
+#include "loopscale/detail/test_hooks.hpp"
 #include "support/echo_session.hpp"
 #include "support/hand_ticked_pool.hpp"
 #include "support/open_fds.hpp"

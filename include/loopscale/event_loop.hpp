@@ -100,9 +100,6 @@ template <class State, class Socket>
 class Session;
 
 namespace detail {
-// Tests only: the next this-many thread starts of any EventLoop fail as if
-// the system refused (EAGAIN), to exercise what a failed resume does.
-inline std::atomic<int> fail_thread_starts_for_testing{0};
 template <class F>
 struct LoopInvoker;
 // The recorder of the loop this thread runs; null on other threads

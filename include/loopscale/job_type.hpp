@@ -81,12 +81,6 @@ absl::StatusOr<JobType> register_job_type(std::string_view name);
 // The names of the job types registered so far, by id: [0] is "other".
 std::vector<std::string> job_type_names();
 
-namespace detail {
-// Tests only: forgets every registered job type. Not safe while any other
-// thread uses job types.
-void reset_job_types_for_testing();
-}  // namespace detail
-
 }  // namespace loopscale
 
 #endif  // LOOPSCALE_JOB_TYPE_HPP_

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "loopscale/activity.hpp"
+#include "loopscale/detail/test_hooks.hpp"
 #include "loopscale/event_loop.hpp"
 #include "loopscale/job_scope.hpp"
 #include "loopscale/job_type.hpp"

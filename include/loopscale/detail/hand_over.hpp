@@ -17,22 +17,10 @@
 
 #include <unistd.h>
 
+#include "loopscale/detail/test_hooks.hpp"
 #include "loopscale/event_loop.hpp"
 
 namespace loopscale::detail {
-
-// Tests only: the next this-many descriptor hand-overs and listener accept
-// steps fail as if the process had run out of descriptors (EMFILE): a
-// hand-over once the descriptor has left its loop's reactor (the target
-// refuses it), an accept step by throwing, as making a socket on a loop
-// without a reactor used to (Asio's eventfd).
-inline std::atomic<int> fail_descriptors_for_testing{0};
-
-// True if the test hook says this descriptor operation fails.
-inline bool descriptor_fault_for_testing() noexcept {
-  return fail_descriptors_for_testing.load(std::memory_order_relaxed) > 0 &&
-         fail_descriptors_for_testing.fetch_sub(1) > 0;
-}
 
 // The error code an exception stands for, where a caller reports codes.
 inline std::error_code error_code_of(std::exception_ptr e) noexcept {
