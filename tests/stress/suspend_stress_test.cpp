@@ -193,16 +193,31 @@ TEST(SuspendStressTest, TypedCoroutinesSurviveRandomSuspension) {
   std::thread chaos_thread(chaos, raw, std::cref(stop_chaos), 11u);
   std::atomic<int> steps{0};
   std::atomic<int> finished{0};
+  auto suspensions = [&] {
+    std::uint64_t n = 0;
+    for (EventLoop* loop : raw) n += loop->suspensions();
+    return n;
+  };
+  // Halfway, each spawner waits until the chaos has completed a suspension
+  // (the loops run dry while both wait), so that the second half is also
+  // spawned on loops that may be suspended. Without the pause the work could
+  // end before any suspension completed (1 of 10 TSan rounds beside two CPU
+  // hogs, 2026-12-07), and the check below would fail for want of chaos.
+  std::atomic<int> midpoint_timeouts{0};
   std::vector<std::thread> spawners;
   for (int t = 0; t < kSpawners; ++t) {
     spawners.emplace_back([&, t] {
       for (int i = 0; i < kPerSpawner; ++i) {
+        if (i == kPerSpawner / 2 && !eventually([&] { return suspensions() > 0; }, 120s)) {
+          midpoint_timeouts.fetch_add(1);
+        }
         asio::co_spawn(raw[(t + i) % kLoops]->get_executor(),
                        stepper(kSteps, steps, finished), asio::detached);
       }
     });
   }
   for (auto& t : spawners) t.join();
+  EXPECT_EQ(midpoint_timeouts.load(), 0) << "no suspension completed halfway";
   const bool all_done = eventually(
       [&] { return finished.load() == kSpawners * kPerSpawner; }, 300s);
   stop_chaos = true;
@@ -210,9 +225,7 @@ TEST(SuspendStressTest, TypedCoroutinesSurviveRandomSuspension) {
   ASSERT_TRUE(all_done) << finished.load() << " of " << kSpawners * kPerSpawner
                         << " coroutines finished";
   EXPECT_EQ(steps.load(), kSpawners * kPerSpawner * kSteps);
-  std::uint64_t suspensions = 0;
-  for (EventLoop* loop : raw) suspensions += loop->suspensions();
-  EXPECT_GT(suspensions, 0u) << "the chaos never completed a suspension";
+  EXPECT_GT(suspensions(), 0u) << "the chaos never completed a suspension";
 }
 
 TEST(SuspendStressTest, ConcurrentStopWithProducersLosesNothingPostedBefore) {
