@@ -184,6 +184,29 @@ try:
     r = run(top, f"--shm={path}-missing", "--once")
     check(r.returncode == 1 and f"{path}-missing" in r.stderr, "a missing file is named")
 
+    # A file grown to 8 GiB (sparse): the readers read what its header says
+    # is in use, not its size (loopscale-top used to copy it whole, twice,
+    # and died of bad_alloc). Measured in a child of its own, whose peak RSS
+    # is all loopscale-top's.
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as big_dir:
+        big = os.path.join(big_dir, "big")
+        with open(path, "rb") as src, open(big, "wb") as dst:
+            dst.write(src.read())
+        os.truncate(big, 8 << 30)
+        measure = ("import resource, subprocess, sys; "
+                   "r = subprocess.run(sys.argv[1:], capture_output=True); "
+                   "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+        out = run(sys.executable, "-c", measure, top, f"--shm={big}", "--once", "--format=json")
+        code, rss_kib = (int(x) for x in out.stdout.split())
+        if os.environ.get("ASAN_OPTIONS") or os.environ.get("TSAN_OPTIONS"):
+            # A sanitizer's shadow memory is most of the RSS there.
+            check(code == 0, f"loopscale-top reads an 8 GiB sparse metrics file (exit {code}; "
+                  f"its RSS is checked in the unsanitized build)")
+        else:
+            check(code == 0 and rss_kib < 50 * 1024,
+                  f"loopscale-top reads an 8 GiB sparse metrics file in {rss_kib / 1024:.1f} MiB "
+                  f"(limit 50; exit {code})")
+
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     r = run(top, f"--shm={path}", "--once", "--format=json")
