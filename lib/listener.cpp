@@ -137,7 +137,7 @@ struct Listener::Steps {
   // The top of the loop: ends, moves, or starts the next accept.
   static void next_step(CorePtr& core) {
     Core& c = *core;
-    if (c.closing() && c.acceptor->is_open()) take_backlog_before_closing(c);
+    if (c.closing() && c.acceptor->is_open()) accept_backlog(c, kBacklogAtClose);
     if (c.closing() || !c.acceptor->is_open()) return core.reset();  // ~Core closes
     const bool in_rotation = c.attach_and_check_rotation();
     if (std::exchange(c.arriving, false)) {
@@ -198,7 +198,7 @@ struct Listener::Steps {
     }
     hand_to_user(c, std::move(*c.peer));
     c.peer.reset();
-    accept_backlog(c);
+    accept_backlog(c, kAcceptBatch - 1);  // this accept was the first
     next_step(core);
   }
 
@@ -213,33 +213,22 @@ struct Listener::Steps {
     }
   }
 
-  // Takes what else waits in the backlog, up to kAcceptBatch in all, each
-  // on the loop `next()` picks, without waiting: a failure (the backlog is
-  // empty, or EMFILE) ends the batch, and the asynchronous accept that
-  // follows meets it as usual.
-  static void accept_backlog(Core& c) {
+  // Takes up to `most` connections waiting in the backlog, each on the loop
+  // `next()` picks, without waiting: a failure (the backlog is empty, or
+  // EMFILE) ends it. After an accept, the rest of a turn's batch (the
+  // asynchronous accept that follows meets a failure as usual); when
+  // closing, everything the kernel has already completed, which closing
+  // the acceptor would reset (their clients were told the server is there
+  // and may have sent a request; on a server stopping gracefully their
+  // sessions answer it and close). Bounded either way, so that a flood
+  // cannot hold the loop or the close up.
+  static void accept_backlog(Core& c, int most) {
     std::error_code ec;
     // Asio's own non-blocking mode covers its asynchronous operations only;
     // without the user's, a synchronous accept would wait on an empty
     // backlog. Set each time: a move makes a new acceptor object.
     c.acceptor->non_blocking(true, ec);
-    for (int i = 1; i < kAcceptBatch && !ec; ++i) {
-      tcp_socket peer(c.pool->next());
-      c.acceptor->accept(peer, ec);
-      if (!ec) hand_to_user(c, std::move(peer));
-    }
-  }
-
-  // Closing: the connections the kernel has already completed would be
-  // reset when the acceptor closes. Their clients were told the server is
-  // there, and may have sent a request: they are handed to the user like
-  // any other (on a server stopping gracefully, a session answers what has
-  // arrived and closes). Bounded, as the kernel's own backlog is, so that a
-  // flood cannot hold the close up.
-  static void take_backlog_before_closing(Core& c) {
-    std::error_code ec;
-    c.acceptor->non_blocking(true, ec);
-    for (int i = 0; i < kBacklogAtClose && !ec; ++i) {
+    for (int i = 0; i < most && !ec; ++i) {
       tcp_socket peer(c.pool->next());
       c.acceptor->accept(peer, ec);
       if (!ec) hand_to_user(c, std::move(peer));

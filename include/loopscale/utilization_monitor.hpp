@@ -360,6 +360,11 @@ class UtilizationMonitor {
   Applied apply(ScaleDecision& d, const Observation& obs,
                 std::span<const std::size_t> out_of_rotation = {})
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
+  // Publishes the executors active in `statuses` that `d` does not suspend
+  // or drain, without `out_of_rotation` unless that leaves none.
+  void publish_staying(const ScaleDecision& d, const std::vector<ExecutorStatus>& statuses,
+                       std::span<const std::size_t> out_of_rotation)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
   void report(Clock::time_point now, const ScaleDecision& d,
               const Observation& obs, Applied applied)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);

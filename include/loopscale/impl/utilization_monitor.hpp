@@ -161,6 +161,23 @@ bool UtilizationMonitor<E>::ask_to_suspend(std::size_t i,
 }
 
 template <ScalableExecutor E>
+void UtilizationMonitor<E>::publish_staying(const ScaleDecision& d,
+                                            const std::vector<ExecutorStatus>& statuses,
+                                            std::span<const std::size_t> out_of_rotation) {
+  const auto in = [](std::span<const std::size_t> v, std::size_t i) {
+    return std::find(v.begin(), v.end(), i) != v.end();
+  };
+  std::vector<std::size_t> rotation;
+  std::vector<std::size_t> kept;  // if every active one is out of rotation
+  for (std::size_t i = 0; i < statuses.size(); ++i) {
+    if (statuses[i] != ExecutorStatus::kActive || in(d.suspend, i) || in(d.drain, i)) continue;
+    kept.push_back(i);
+    if (!in(out_of_rotation, i)) rotation.push_back(i);
+  }
+  chooser_.publish(rotation.empty() ? kept : rotation);
+}
+
+template <ScalableExecutor E>
 typename UtilizationMonitor<E>::Applied UtilizationMonitor<E>::apply(
     ScaleDecision& d, const Observation& obs,
     std::span<const std::size_t> out_of_rotation) {
@@ -185,20 +202,7 @@ typename UtilizationMonitor<E>::Applied UtilizationMonitor<E>::apply(
   // pick a victim, and its submission would take that loop back from
   // draining, unseen by this tick (server_bench's keep-alive case lost
   // windows to it).
-  std::vector<std::size_t> rotation;
-  std::vector<std::size_t> kept;  // if every active one is out of rotation
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto is = [i](const std::vector<std::size_t>& v) {
-      return std::find(v.begin(), v.end(), i) != v.end();
-    };
-    if (statuses[i] != ExecutorStatus::kActive || is(d.suspend) || is(d.drain)) continue;
-    kept.push_back(i);
-    if (std::find(out_of_rotation.begin(), out_of_rotation.end(), i) ==
-        out_of_rotation.end()) {
-      rotation.push_back(i);
-    }
-  }
-  chooser_.publish(rotation.empty() ? kept : rotation);
+  publish_staying(d, statuses, out_of_rotation);
   for (const auto* victims : {&d.suspend, &d.drain}) {
     for (std::size_t i : *victims) {
       if (!ask_to_suspend(i, statuses[i])) {
