@@ -86,34 +86,52 @@ TEST(OrcaTest, FormatsByName) {
   EXPECT_NE(bad.status().message().find("\"BIN\""), std::string::npos);
 }
 
+// A monitor's report of a tick at `at` with these loops' utilizations and
+// statuses, under max_loops `max`.
+TickReport tick_at(std::chrono::steady_clock::time_point at, std::vector<double> utilizations,
+                   std::vector<ExecutorStatus> statuses, std::size_t max) {
+  TickReport t;
+  t.event.at = at;
+  t.stats.utilizations = std::move(utilizations);
+  t.stats.statuses = std::move(statuses);
+  t.stats.config.max_loops = max;
+  return t;
+}
+
 TEST(OrcaTest, AWindowsFiguresAndTheCachedHeader) {
+  using S = ExecutorStatus;
   LoadReport report(2, OrcaFormat::kText);
   const auto t0 = std::chrono::steady_clock::time_point(100s);
+  const std::vector<S> two_of_five{S::kActive, S::kActive, S::kDraining, S::kSuspended,
+                                   S::kSuspended};
   EXPECT_EQ(report.header(OrcaFormat::kOff), nullptr) << "nothing before a window";
-  report.refresh(t0, 10s, 1, 4);  // the baseline
+  report.refresh(tick_at(t0, {0.5, 0, 0, 0, 0}, two_of_five, 4));  // the baseline
   EXPECT_EQ(report.header(OrcaFormat::kOff), nullptr);
   for (int i = 0; i < 30; ++i) report.count_response(i % 2);
-  // Two seconds in which the loops were busy for 3 s in all, of 4 loops.
-  report.refresh(t0 + 2s, 13s, 2, 4);
+  // Two seconds in which the loops were busy for 1.5 loop-seconds per
+  // second in all (a draining loop's share too), of at most 4 loops.
+  report.refresh(tick_at(t0 + 2s, {0.75, 0.5, 0.25, 0, 0}, two_of_five, 4));
   auto text = report.header(OrcaFormat::kOff);
   ASSERT_NE(text, nullptr);
   EXPECT_TRUE(text->starts_with("endpoint-load-metrics: TEXT ")) << *text;
   EXPECT_TRUE(text->ends_with("\r\n"));
   const auto m = read_text(text->substr(23, text->size() - 25));
-  EXPECT_DOUBLE_EQ(m.at("application_utilization"), 3.0 / 2 / 4);
+  EXPECT_DOUBLE_EQ(m.at("application_utilization"), 1.5 / 4);
   EXPECT_DOUBLE_EQ(m.at("rps_fractional"), 15);
   EXPECT_DOUBLE_EQ(m.at("named_metrics.active_loops"), 2);
+  EXPECT_DOUBLE_EQ(m.at("named_metrics.max_loops"), 4);
   // A request may ask for JSON; the same figures.
   auto json = report.header(OrcaFormat::kJson);
   ASSERT_NE(json, nullptr);
   EXPECT_NE(json->find("JSON {\"application_utilization\":0.375,\"rps_fractional\":15"),
             std::string::npos)
       << *json;
-  // The next window counts only its own responses.
-  report.refresh(t0 + 3s, 13s, 2, 4);
-  EXPECT_DOUBLE_EQ(read_text(report.header(OrcaFormat::kOff)->substr(23))
-                       .at("rps_fractional"),
-                   kMinRps);
+  // The next window counts only its own responses; max_loops 0 is every loop.
+  report.refresh(tick_at(t0 + 3s, {1, 1, 0, 0, 0}, two_of_five, 0));
+  const auto next = read_text(report.header(OrcaFormat::kOff)->substr(23));
+  EXPECT_DOUBLE_EQ(next.at("rps_fractional"), kMinRps);
+  EXPECT_DOUBLE_EQ(next.at("application_utilization"), 2.0 / 5);
+  EXPECT_DOUBLE_EQ(next.at("named_metrics.max_loops"), 5);
 }
 
 TEST(OrcaTest, TheParserKeepsTheRequestedFormat) {

@@ -45,24 +45,25 @@ LoadReport::LoadReport(std::size_t loops, OrcaFormat format)
     : default_format_(format == OrcaFormat::kOff ? OrcaFormat::kText : format),
       counters_(loops) {}
 
-void LoadReport::refresh(std::chrono::steady_clock::time_point now,
-                         std::chrono::nanoseconds total_busy, std::uint64_t active_loops,
-                         std::uint64_t max_loops) {
+void LoadReport::refresh(const TickReport& tick) {
   std::uint64_t responses = 0;
   for (const Counter& c : counters_) responses += c.responses.load(std::memory_order_relaxed);
   const bool first = !have_baseline_;
-  const double seconds = std::chrono::duration<double>(now - last_time_).count();
-  const double busy = std::chrono::duration<double>(total_busy - last_busy_).count();
+  const double seconds = std::chrono::duration<double>(tick.event.at - last_time_).count();
   const std::uint64_t answered = responses - last_responses_;
   have_baseline_ = true;
-  last_time_ = now;
-  last_busy_ = total_busy;
+  last_time_ = tick.event.at;
   last_responses_ = responses;
   if (first || !(seconds > 0)) return;
+  const MonitorStats& m = tick.stats;
+  double busy = 0;  // loop-seconds per second
+  for (double u : m.utilizations) busy += u;
+  const std::size_t max_loops = active_bounds(m.config, m.utilizations.size()).max;
   OrcaValues v;
-  v.application_utilization = max_loops == 0 ? 0 : busy / seconds / static_cast<double>(max_loops);
+  v.application_utilization = max_loops == 0 ? 0 : busy / static_cast<double>(max_loops);
   v.rps_fractional = static_cast<double>(answered) / seconds;
-  v.active_loops = active_loops;
+  v.active_loops = static_cast<std::uint64_t>(
+      std::count(m.statuses.begin(), m.statuses.end(), ExecutorStatus::kActive));
   v.max_loops = max_loops;
   auto text = std::make_shared<const std::string>(
       absl::StrCat("endpoint-load-metrics: ", format_orca(v, OrcaFormat::kText), "\r\n"));

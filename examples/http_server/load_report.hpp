@@ -21,8 +21,9 @@
 //   TEXT application_utilization=0.25,rps_fractional=120,named_metrics.active_loops=2,...
 //   JSON {"application_utilization":0.25,"rps_fractional":120,"named_metrics":{...}}
 //
-// The header's value is formatted once per window (a monitor sink calls
-// `refresh()`), not per response: responses copy the current one. A request
+// The header's value is formatted once per window, from the monitor's own
+// report of it (a sink on the pool calls `refresh(tick)`: no second reading
+// of the loops), not per response: responses copy the current one. A request
 // may ask for a format with `endpoint-load-metrics-format: TEXT|JSON`.
 //
 // Thread-safety: `count_response(i)` from loop i's thread only;
@@ -41,6 +42,7 @@
 
 #include "absl/status/statusor.h"
 #include "loopscale/detail/mutex.hpp"
+#include "loopscale/utilization_monitor.hpp"
 
 namespace loopscale::http {
 
@@ -73,11 +75,11 @@ class LoadReport {
     counters_[loop].responses.fetch_add(1, std::memory_order_relaxed);
   }
 
-  // Recomputes the report from the loops' total busy time and the pool's
-  // figures at `now`.
-  void refresh(std::chrono::steady_clock::time_point now,
-               std::chrono::nanoseconds total_busy, std::uint64_t active_loops,
-               std::uint64_t max_loops);
+  // Recomputes the report from a monitor tick's: the loops' utilizations
+  // (busy loop-seconds per second, summed), their statuses and the bounds
+  // of its configuration. The first tick is the baseline of the response
+  // rate: the header appears from the second on.
+  void refresh(const TickReport& tick);
 
   // The header line (name, value, CRLF) in `requested` if a request asked
   // for a format (kOff: the default), or "" before the first window.
@@ -92,7 +94,6 @@ class LoadReport {
   // refresh() only.
   bool have_baseline_ = false;
   std::chrono::steady_clock::time_point last_time_;
-  std::chrono::nanoseconds last_busy_{0};
   std::uint64_t last_responses_ = 0;
 
   // An absl::Mutex that ThreadSanitizer sees through (Debian's Abseil is

@@ -45,7 +45,7 @@
 #include "loopscale/job_scope.hpp"
 #include "loopscale/listener.hpp"
 #include "loopscale/loop_pool.hpp"
-#include "prometheus.hpp"
+#include "loopscale/prometheus.hpp"
 
 ABSL_FLAG(std::string, address, "127.0.0.1", "address to listen on");
 ABSL_FLAG(int, port, 8080, "TCP port; 0 picks a free one");
@@ -287,21 +287,14 @@ int main(int argc, char** argv) {
     // Refreshed at every monitor window, from the monitor's thread.
     load_report = std::make_unique<loopscale::http::LoadReport>(pool->size(), *orca);
     routes.load_report = load_report.get();
-    pool->monitor().add_sink([&pool, report = load_report.get()](
-                                 const loopscale::TickReport& tick) {
-      std::chrono::nanoseconds busy{0};
-      for (std::size_t i = 0; i < pool->size(); ++i) busy += pool->loop(i).busy_time();
-      const loopscale::PoolStats stats = pool->stats();
-      report->refresh(tick.event.at, busy, stats.active_count, stats.max_loops);
+    pool->add_sink([report = load_report.get()](const loopscale::TickReport& tick) {
+      report->refresh(tick);
     });
   }
-  routes.metrics = [&pool, &plain_pool] {
-    std::string out = loopscale::prometheus::build_info();
-    if (pool) return out + loopscale::prometheus::pool_metrics(pool->stats());
-    loopscale::prometheus::Family loops(loopscale::prometheus::kPoolLoops);
-    loops.add("pool=\"plain\",state=\"active\"", static_cast<double>(plain_pool->size()));
-    loops.append_to(out);
-    return out;
+  // A plain pool has no loopscale figures: its /metrics is the build info.
+  routes.metrics = [&pool] {
+    return pool ? loopscale::prometheus::render(*pool)
+                : loopscale::prometheus::render(loopscale::shm::Snapshot{});
   };
 
   const tcp::endpoint endpoint(address, static_cast<unsigned short>(port));

@@ -7,7 +7,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "loopscale/loop_state.hpp"
-#include "prometheus.hpp"
 
 namespace loopscale::top {
 namespace {
@@ -62,11 +61,6 @@ std::string json_jobs(const std::vector<shm::JobSnapshot>& jobs) {
   }
   return out + "}";
 }
-
-// ---- Prometheus -------------------------------------------------------------
-
-using prometheus::Family;
-using prometheus::label_value;
 
 // ---- table --------------------------------------------------------------------
 
@@ -140,98 +134,6 @@ std::string format_json(const shm::Snapshot& snap, std::uint64_t now_ns) {
     out += "]}";
   }
   out += "]}\n";
-  return out;
-}
-
-// The value of the figure named `name` among `figures` (a file of an older
-// format may lack it).
-const shm::Figure* find_figure(const std::vector<shm::Figure>& figures,
-                               std::string_view name) {
-  for (const shm::Figure& f : figures) {
-    if (f.name == name) return &f;
-  }
-  return nullptr;
-}
-
-std::string format_prometheus(const shm::Snapshot& snap) {
-  using namespace prometheus;  // the family specs
-  Family s_procs(kServiceProcesses), s_loops(kServiceLoops), s_active(kServiceActiveLoops),
-      s_util(kServiceUtilization), s_conns(kServiceConnectionsActive),
-      s_conns_total(kServiceConnectionsTotal), p_stale(kPoolStale), p_loops(kPoolLoops),
-      l_state(kLoopState), s_job_busy(kServiceJobBusy), s_jobs(kServiceJobs),
-      l_job_busy(kLoopJobBusy), l_jobs(kLoopJobs);
-  // A job's samples: its busy seconds and its count.
-  auto add_jobs = [](Family& busy, Family& count, const std::string& labels,
-                     const std::vector<shm::JobSnapshot>& jobs) {
-    for (const shm::JobSnapshot& j : jobs) {
-      const std::string jl = absl::StrCat(labels, ",job=\"", label_value(j.name), "\"");
-      busy.add(jl, static_cast<double>(j.busy_ns) * 1e-9);
-      count.add(jl, static_cast<double>(j.count));
-    }
-  };
-  SchemaFamilies pool_families = schema_families(shm::Record::kSegment);
-  SchemaFamilies loop_families = schema_families(shm::Record::kLoop);
-
-  for (const shm::ServiceSnapshot& s : snap.services) {
-    const std::string labels = absl::StrCat("service=\"", label_value(s.name), "\"");
-    s_procs.add(labels, static_cast<double>(s.processes));
-    s_loops.add(labels, static_cast<double>(s.loops));
-    s_active.add(labels, static_cast<double>(s.active_loops));
-    s_util.add(labels, s.utilization);
-    if (const shm::Figure* open = find_figure(s.figures, "registrations")) {
-      s_conns.add(labels, open->as_double());
-    }
-    // Format 1.3 on: a connection that moved was registered twice.
-    const shm::Figure* made = find_figure(s.figures, "registrations_total");
-    const shm::Figure* moved_in = find_figure(s.figures, "moves_in");
-    if (made != nullptr && moved_in != nullptr) {
-      s_conns_total.add(labels, made->as_double() - moved_in->as_double());
-    }
-    add_jobs(s_job_busy, s_jobs, labels, s.jobs);
-  }
-  for (const shm::ProcessSnapshot& p : snap.processes) {
-    const std::string labels =
-        absl::StrCat("service=\"", label_value(p.service), "\",pid=\"", p.pid,
-                     "\",pool=\"", label_value(p.pool), "\"");
-    p_stale.add(labels, p.stale ? 1 : 0);
-    if (p.stale || !p.consistent) continue;
-    for (std::size_t k = 0; k < pool_families.rows.size(); ++k) {
-      if (const shm::Figure* f = find_figure(p.figures, pool_families.rows[k]->name)) {
-        pool_families.add(k, labels, f->as_double());
-      }
-    }
-    for (LoopState s : kLoopStates) {
-      const std::string_view state = to_string(s);
-      std::size_t n = 0;
-      for (const shm::LoopSnapshot& l : p.loops) n += l.state_name == state ? 1 : 0;
-      p_loops.add(absl::StrCat(labels, ",state=\"", std::string(state), "\""),
-                  static_cast<double>(n));
-    }
-    for (const shm::LoopSnapshot& l : p.loops) {
-      const std::string ll = absl::StrCat(labels, ",loop=\"", l.index, "\"");
-      for (LoopState s : kLoopStates) {
-        const std::string_view state = to_string(s);
-        l_state.add(absl::StrCat(ll, ",state=\"", std::string(state), "\""),
-                    l.state_name == state ? 1 : 0);
-      }
-      for (std::size_t k = 0; k < loop_families.rows.size(); ++k) {
-        if (const shm::Figure* f = find_figure(l.figures, loop_families.rows[k]->name)) {
-          loop_families.add(k, ll, f->as_double());
-        }
-      }
-      add_jobs(l_job_busy, l_jobs, ll, l.jobs);
-    }
-  }
-  std::string out = build_info();
-  for (const Family* f : {&s_procs, &s_loops, &s_active, &s_util, &s_conns, &s_conns_total,
-                          &s_job_busy, &s_jobs, &p_stale, &p_loops}) {
-    f->append_to(out);
-  }
-  pool_families.append_to(out);
-  l_state.append_to(out);
-  loop_families.append_to(out);
-  l_job_busy.append_to(out);
-  l_jobs.append_to(out);
   return out;
 }
 

@@ -29,9 +29,7 @@ std::string format_table(const shm::Snapshot& snap, const std::string& path,
 // format 1.4).
 std::string format_json(const shm::Snapshot& snap, std::uint64_t now_ns);
 
-// Metric families loopscale_service_*, loopscale_pool_*, loopscale_loop_*,
-// labelled service, pid, pool and loop (and job, for the job types').
-std::string format_prometheus(const shm::Snapshot& snap);
+// The Prometheus format is the library's: loopscale/prometheus.hpp.
 
 }  // namespace loopscale::top
 

@@ -44,6 +44,7 @@
 #include "absl/time/time.h"
 #include "format.hpp"
 #include "loopscale/config.hpp"
+#include "loopscale/prometheus.hpp"
 #include "loopscale/shm/reader.hpp"
 
 ABSL_FLAG(std::string, shm, std::string(loopscale::kDefaultShmPath),
@@ -197,7 +198,7 @@ int main(int argc, char** argv) {
     if (format == "json") {
       text = loopscale::top::format_json(*snap, monotonic_ns());
     } else if (format == "prometheus") {
-      text = loopscale::top::format_prometheus(*snap);
+      text = loopscale::prometheus::render(*snap);
     } else {
       text = loopscale::top::format_table(*snap, path, monotonic_ns(),
                                           absl::GetFlag(FLAGS_jobs));

@@ -1,10 +1,12 @@
-// A complete server on a loopscale pool: answers every line with "ok".
+// A complete server on a loopscale pool: answers every line with "ok", and
+// the line "metrics" with the pool's figures in the Prometheus format.
 #include <asio/redirect_error.hpp>
 #include <asio/write.hpp>
 #include <loopscale/awaitable.hpp>  // loopscale::awaitable, use_awaitable
 #include <loopscale/io.hpp>         // loopscale::tcp_socket, tcp_acceptor
 #include <loopscale/listener.hpp>   // an acceptor that follows the scaler
 #include <loopscale/loop_pool.hpp>
+#include <loopscale/prometheus.hpp>  // the pool's figures for a scraper
 #include <loopscale/session.hpp>    // connections that follow the scaler
 
 #include <array>
@@ -13,8 +15,9 @@
 
 // What a connection keeps across reads, and takes along when it moves.
 struct Lines {
-  std::array<char, 1024> buf;
-  std::string partial;  // a line not yet complete
+  const loopscale::LoopPool* pool;
+  std::array<char, 1024> buf{};
+  std::string partial{};  // a line not yet complete
 };
 
 loopscale::awaitable<void> serve(loopscale::Session<Lines>& s) {
@@ -27,8 +30,9 @@ loopscale::awaitable<void> serve(loopscale::Session<Lines>& s) {
     partial.append(s.state().buf.data(), n);
     std::string replies;
     for (auto eol = partial.find('\n'); eol != std::string::npos; eol = partial.find('\n')) {
+      const bool metrics = partial.compare(0, eol, "metrics") == 0;
       partial.erase(0, eol + 1);
-      replies += "ok\n";
+      replies += metrics ? loopscale::prometheus::render(*s.state().pool) : "ok\n";
     }
     co_await asio::async_write(s.socket(), asio::buffer(replies),
                                asio::redirect_error(loopscale::use_awaitable, ec));
@@ -45,7 +49,7 @@ int main() {
   auto listener = loopscale::Listener::start(
       p, loopscale::tcp_acceptor(p.loop(0).get_executor(), {asio::ip::tcp::v4(), 7001}),
       [&p](loopscale::tcp_socket socket) {  // socket: on an active loop
-        loopscale::spawn_session(p, std::move(socket), Lines{}, serve);
+        loopscale::spawn_session(p, std::move(socket), Lines{.pool = &p}, serve);
       });
   std::getchar();  // serve until Enter
   listener->close();

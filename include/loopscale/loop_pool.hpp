@@ -130,6 +130,13 @@ class LoopPool {
   void add_listener(std::function<void(const ScaleEvent&)> listener) {
     monitor_.add_listener(std::move(listener));
   }
+  // Calls `sink` at the end of every monitor tick that measured a window (or
+  // took the baseline), whether it acted or not, with the tick's decision and
+  // figures (`UtilizationMonitor::add_sink`): a load report refreshed once a
+  // window reads them here instead of asking the loops again.
+  void add_sink(std::function<void(const TickReport&)> sink) {
+    monitor_.add_sink(std::move(sink));
+  }
   // Retunes the scaling from the next tick on (`UtilizationMonitor::
   // update_config`): InvalidArgument naming the field, and no change, for an
   // invalid config. The pool keeps its number of loops.

@@ -21,6 +21,7 @@
 #include "loopscale/loop_executor.hpp"
 #include "loopscale/loop_pool.hpp"
 #include "loopscale/pool_stats.hpp"
+#include "loopscale/prometheus.hpp"
 #include "loopscale/rebalance.hpp"
 #include "loopscale/registration.hpp"
 #include "loopscale/scaling_policy.hpp"

@@ -1,6 +1,10 @@
 #include "loopscale/shm/figures.hpp"
 
 #include <chrono>
+#include <string>
+#include <utility>
+
+#include "loopscale/clock.hpp"
 
 namespace loopscale::shm {
 namespace {
@@ -115,6 +119,100 @@ std::optional<std::string_view> job_name_value(std::string_view name,
   if (!i) return std::nullopt;
   return *i < stats.job_types.size() ? std::string_view(stats.job_types[*i])
                                      : std::string_view();
+}
+
+namespace {
+
+// The figure of row `f` (a numeric row, not a job type's), as a reader
+// decodes it.
+Figure figure_of(const FieldSpec& f, const FigureValue& v) {
+  return Figure{std::string(f.name), std::string(f.unit), f.aggregation, v.is_float, v.u, v.f};
+}
+
+// The rows a reader lists in `figures`: numeric, not a job type's.
+bool listed(const FieldSpec& f, Record record) {
+  return f.record == record && f.type != FieldType::kString && !is_job_field(f.name);
+}
+
+// The publisher's own segment figures: the process's identity and heartbeat.
+FigureValue identity_value(std::string_view name, const PoolStats& stats, std::uint64_t pid,
+                           std::uint64_t heartbeat_ns) {
+  if (name == "pid") return u64(pid);
+  if (name == "heartbeat_ns") return u64(heartbeat_ns);
+  if (name == "loops") return u64(stats.loops.size());
+  return u64(0);  // generation, start_time: a file's bookkeeping
+}
+
+LoopSnapshot loop_snapshot(const LoopStats& l, const std::vector<std::string>& job_types) {
+  LoopSnapshot out;
+  out.index = l.index;
+  out.state = static_cast<std::uint64_t>(l.state);
+  out.state_name = std::string(to_string(l.state));
+  out.utilization = l.utilization;
+  out.busy_ns = static_cast<std::uint64_t>(l.busy.count());
+  out.handlers = l.handlers;
+  out.wakeups = l.wakeups;
+  out.registrations = l.registrations;
+  out.cpu_ns = static_cast<std::uint64_t>(l.cpu_time.count());
+  out.suspensions = l.suspensions;
+  out.resumes = l.resumes;
+  out.scheduling_lag_ns = static_cast<std::uint64_t>(l.scheduling_lag.count());
+  out.moves_in = l.moves_in;
+  out.moves_out = l.moves_out;
+  out.moves_failed = l.moves_failed;
+  for (std::size_t id = 0; id < l.jobs.size() && id < job_types.size(); ++id) {
+    out.jobs.push_back({job_types[id], static_cast<std::uint64_t>(l.jobs[id].busy.count()),
+                        l.jobs[id].count});
+  }
+  for (const FieldSpec& f : kSchema) {
+    if (!listed(f, Record::kLoop)) continue;
+    if (auto v = loop_figure_value(f.name, l)) out.figures.push_back(figure_of(f, *v));
+  }
+  return out;
+}
+
+}  // namespace
+
+Snapshot snapshot_of(const PoolStats& stats, std::string_view service, std::uint64_t pid) {
+  const auto heartbeat_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+          .count());
+  ProcessSnapshot p;
+  p.pid = pid;
+  p.service = std::string(service);
+  p.pool = stats.name;
+  p.heartbeat_ns = heartbeat_ns;
+  p.active_loops = stats.active_count;
+  p.min_loops = stats.min_loops;
+  p.max_loops = stats.max_loops;
+  p.ticks = stats.ticks;
+  p.scale_ups = stats.scale_ups;
+  p.scale_downs = stats.scale_downs;
+  p.moves_requested = stats.moves_requested;
+  p.window_ns = static_cast<std::uint64_t>(stats.scaling.window.count());
+  p.scale_down_threshold = stats.scaling.scale_down_threshold;
+  p.scale_up_threshold = stats.scaling.scale_up_threshold;
+  p.last_rule = static_cast<std::uint64_t>(stats.last_decision.rule);
+  p.last_decision = stats.last_decision.reason;
+  for (const FieldSpec& f : kSchema) {
+    if (!listed(f, Record::kSegment)) continue;
+    const std::optional<FigureValue> v = pool_figure_value(f.name, stats);
+    p.figures.push_back(figure_of(f, v ? *v : identity_value(f.name, stats, pid, heartbeat_ns)));
+  }
+  for (const LoopStats& l : stats.loops) {
+    p.loops.push_back(loop_snapshot(l, stats.job_types));
+    for (std::size_t k = 0; k < p.loops.back().jobs.size(); ++k) {
+      if (k == p.jobs.size()) p.jobs.push_back({p.loops.back().jobs[k].name, 0, 0});
+      p.jobs[k].busy_ns += p.loops.back().jobs[k].busy_ns;
+      p.jobs[k].count += p.loops.back().jobs[k].count;
+    }
+  }
+  Snapshot out;
+  out.version_major = kVersionMajor;
+  out.version_minor = kVersionMinor;
+  out.processes.push_back(std::move(p));
+  out.services = services_of(out.processes);
+  return out;
 }
 
 }  // namespace loopscale::shm

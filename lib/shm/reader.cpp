@@ -269,6 +269,8 @@ std::vector<Figure> aggregate(const std::vector<const std::vector<Figure>*>& ite
   return out;
 }
 
+}  // namespace
+
 std::vector<ServiceSnapshot> services_of(const std::vector<ProcessSnapshot>& processes) {
   struct Group {
     std::set<std::uint64_t> pids;
@@ -322,6 +324,8 @@ std::vector<ServiceSnapshot> services_of(const std::vector<ProcessSnapshot>& pro
   }
   return out;
 }
+
+namespace {
 
 absl::Status open_error(const std::string& path, absl::string_view what) {
   return absl::FailedPreconditionError(

@@ -4,8 +4,8 @@
 //
 // The value of every figure of the shared-memory schema (layout.hpp's
 // kSchema), computed from a pool's statistics: what `shm::Publisher` writes,
-// and what the example server's /metrics prints through the same rows'
-// `Export`. Adding a figure is a row in kSchema and its value here.
+// and, through `snapshot_of`, what loopscale/prometheus.hpp renders for a
+// live pool. Adding a figure is a row in kSchema and its value here.
 //
 //   for (const FieldSpec& f : kSchema) {
 //     if (auto v = pool_figure_value(f.name, stats)) write(f.offset, *v);
@@ -22,6 +22,7 @@
 
 #include "loopscale/pool_stats.hpp"
 #include "loopscale/shm/layout.hpp"
+#include "loopscale/shm/reader.hpp"
 
 namespace loopscale::shm {
 
@@ -48,6 +49,13 @@ std::optional<FigureValue> loop_figure_value(std::string_view name,
 // type of id i, empty if not registered; nullopt for another field.
 std::optional<std::string_view> job_name_value(std::string_view name,
                                                const PoolStats& stats);
+
+// `stats` as a reader would see them once published by process `pid` under
+// `service`: one consistent, live process (its figures in schema order, the
+// heartbeat now) and its service. What loopscale/prometheus.hpp renders for
+// a live pool, so that it and loopscale-top print the same families.
+Snapshot snapshot_of(const PoolStats& stats, std::string_view service,
+                     std::uint64_t pid);
 
 }  // namespace loopscale::shm
 

@@ -181,6 +181,10 @@ struct ReadOptions {
 absl::StatusOr<Snapshot> parse_snapshot(const std::byte* data, std::size_t size,
                                         const ReadOptions& options = {});
 
+// The processes' figures aggregated by service (the figures' rules), as a
+// snapshot holds them; stale and inconsistent processes are left out.
+std::vector<ServiceSnapshot> services_of(const std::vector<ProcessSnapshot>& processes);
+
 class Reader {
  public:
   // Opens `path` read-only, without blocking (a FIFO is refused, not waited
