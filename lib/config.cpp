@@ -60,6 +60,29 @@ std::optional<FieldError> check_threshold(std::string_view field, double v) {
   return std::nullopt;
 }
 
+std::optional<FieldError> check_overload(const OverloadConfig& c) {
+  for (auto [field, v] : {std::pair<std::string_view, double>{"utilization_start",
+                                                               c.utilization_start},
+                          {"max_shed", c.max_shed},
+                          {"keepalive_off_at", c.keepalive_off_at},
+                          {"pause_accepting_at", c.pause_accepting_at}}) {
+    if (auto e = check_threshold(field, v)) {
+      e->table = "overload";
+      return e;
+    }
+  }
+  if (c.lag_target < kMinOverloadLagTarget || c.lag_target > kMaxWindow) {
+    return FieldError{
+        "lag_target",
+        absl::StrCat("lag_target = ", absl::FormatDuration(absl::FromChrono(c.lag_target)),
+                     ": must be between ",
+                     absl::FormatDuration(absl::FromChrono(kMinOverloadLagTarget)), " and ",
+                     absl::FormatDuration(absl::FromChrono(kMaxWindow))),
+        "overload"};
+  }
+  return std::nullopt;
+}
+
 std::optional<FieldError> check_scaling(const ScalingConfig& c) {
   if (auto e = check_threshold("scale_down_threshold", c.scale_down_threshold))
     return e;
@@ -144,7 +167,7 @@ std::optional<FieldError> check_scaling(const ScalingConfig& c) {
                                    " (rebalance_connections = false turns "
                                    "moves off)")};
   }
-  return std::nullopt;
+  return check_overload(c.overload);
 }
 
 std::optional<FieldError> check_name(std::string_view field,
@@ -361,7 +384,7 @@ std::string_view to_string(ScaleSignal signal) noexcept {
 
 absl::Status validate(const ScalingConfig& config) {
   if (auto e = check_scaling(config)) {
-    return absl::InvalidArgumentError(e->message);
+    return absl::InvalidArgumentError(e->table == "overload" ? e->qualified() : e->message);
   }
   return absl::OkStatus();
 }
@@ -397,12 +420,12 @@ absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text) {
   }
 
   for (auto&& [key, node] : doc) {
-    if (key.str() != "pool" && key.str() != "scaling" &&
+    if (key.str() != "pool" && key.str() != "scaling" && key.str() != "overload" &&
         key.str() != "metrics") {
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown key \"", sv(key.str()), "\" at line ",
           node.source().begin.line,
-          "; expected the tables [pool], [scaling] and [metrics]"));
+          "; expected the tables [pool], [scaling], [overload] and [metrics]"));
     }
     if (!node.is_table()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -418,8 +441,10 @@ absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text) {
   PoolOptions out;
   TableReader pool("pool", table("pool"));
   TableReader scaling("scaling", table("scaling"));
+  TableReader overload("overload", table("overload"));
   TableReader metrics("metrics", table("metrics"));
   ScalingConfig& s = out.scaling;
+  OverloadConfig& o = s.overload;
 
   for (absl::Status status : {
            pool.reject_unknown({"name"}),
@@ -448,6 +473,14 @@ absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text) {
            scaling.read_bool("rebalance_connections", s.rebalance_connections),
            scaling.read_count("max_moves_per_window", s.max_moves_per_window),
            scaling.read_duration("fast_up_interval", s.fast_up_interval),
+           overload.reject_unknown({"enabled", "lag_target", "utilization_start", "max_shed",
+                                    "keepalive_off_at", "pause_accepting_at"}),
+           overload.read_bool("enabled", o.enabled),
+           overload.read_duration("lag_target", o.lag_target),
+           overload.read_fraction("utilization_start", o.utilization_start),
+           overload.read_fraction("max_shed", o.max_shed),
+           overload.read_fraction("keepalive_off_at", o.keepalive_off_at),
+           overload.read_fraction("pause_accepting_at", o.pause_accepting_at),
            metrics.reject_unknown(
                {"enabled", "shm_path", "service", "file_mode"}),
            metrics.read_bool("enabled", out.metrics.enabled),
@@ -462,6 +495,7 @@ absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text) {
   if (auto e = check_pool(out)) {
     if (e->table == "pool") return pool.located(*e);
     if (e->table == "metrics") return metrics.located(*e);
+    if (e->table == "overload") return overload.located(*e);
     return scaling.located(*e);
   }
   return out;

@@ -162,6 +162,10 @@ struct Listener::Steps {
         return;
       }
     }
+    if (!c.pool->admission().accepting()) {
+      c.handle->holds_.fetch_add(1, std::memory_order_relaxed);
+      return wait(std::move(core), kOverloadCheckInterval);
+    }
     if (detail::descriptor_fault_for_testing()) {
       throw std::system_error(EMFILE, std::generic_category(),
                               "eventfd_select_interrupter (test hook)");
@@ -198,7 +202,8 @@ struct Listener::Steps {
     }
     hand_to_user(c, std::move(*c.peer));
     c.peer.reset();
-    accept_backlog(c, kAcceptBatch - 1);  // this accept was the first
+    // The rest of the batch, unless the pool is too loaded to take more.
+    if (c.pool->admission().accepting()) accept_backlog(c, kAcceptBatch - 1);
     next_step(core);
   }
 
@@ -240,9 +245,16 @@ struct Listener::Steps {
     Core& c = *core;
     c.peer.reset();
     c.handle->failures_.fetch_add(1, std::memory_order_relaxed);
-    const AcceptBackoff::Pause wait = c.backoff.failed();
-    if (wait.first_of_run && c.on_error) c.on_error(ec);
-    c.timer.emplace(c.home->get_executor(), wait.wait);
+    const AcceptBackoff::Pause backoff = c.backoff.failed();
+    if (backoff.first_of_run && c.on_error) c.on_error(ec);
+    wait(std::move(core), backoff.wait);
+  }
+
+  // Waits, interruptibly (a move or a close cuts it short), before the
+  // next step.
+  static void wait(CorePtr core, std::chrono::nanoseconds how_long) {
+    Core& c = *core;
+    c.timer.emplace(c.home->get_executor(), how_long);
     c.hook.waiting = true;
     c.timer->async_wait(asio::bind_cancellation_slot(
         c.cancel.slot(), [core = std::move(core)](std::error_code) mutable {

@@ -164,6 +164,9 @@ PoolStats LoopPool::stats(const MonitorStats& m) const {
   s.last_decision = m.last_decision;
   s.moves_requested = m.moves_requested;
   s.lag_histogram = m.lag_histogram;
+  s.overload_level = m.overload_level;
+  s.overload_refused = monitor_.admission().refused();
+  s.overload_episodes = m.overload_episodes;
   s.scaling = m.config;
   s.size_limited_by = size_limited_by_;
   s.job_types = job_type_names();

@@ -55,17 +55,23 @@ void work(int ms, bool spin) {
 
 // Answers one request; sets `keep_alive` false if the connection must close
 // (the client asked, or `may_keep_alive()` is false: the pool asked this
-// connection to close). `may_keep_alive` is asked again after a long
-// request's work: a graceful stop that began meanwhile closes the
-// connection after this answer. `extra` goes into the head.
+// connection to close, or is overloaded). `may_keep_alive` is asked again
+// after a long request's work: a graceful stop that began meanwhile closes
+// the connection after this answer. `admit()` is asked before a request's
+// work (not /metrics': a pool under pressure is when it is read): a refused
+// request gets 503 with Retry-After at once. `extra` goes into the head.
 std::string answer(const Request& req, const Routes& routes,
-                   absl::FunctionRef<bool()> may_keep_alive, bool& keep_alive,
-                   std::string_view extra) {
+                   absl::FunctionRef<bool()> may_keep_alive, absl::FunctionRef<bool()> admit,
+                   bool& keep_alive, std::string_view extra) {
   keep_alive = req.keep_alive && may_keep_alive();
   const std::string_view url = req.url;
   const std::size_t q = url.find('?');
   const std::string_view path = url.substr(0, q);
   const std::string_view query = q == std::string_view::npos ? "" : url.substr(q + 1);
+  if (path != "/metrics" && !admit()) {
+    return response(503, "Service Unavailable", "overloaded: try again later\n", keep_alive,
+                    kTextPlain, absl::StrCat("Retry-After: 1\r\n", absl::string_view(extra.data(), extra.size())));
+  }
   // The answer is the route's work, but /metrics', which is its own.
   JobScope job(path == "/metrics" ? routes.jobs.metrics : routes.jobs.work);
   if (req.method != "GET") {
@@ -109,6 +115,11 @@ class PlainConnection {
   bool leaving() const { return false; }
   bool close_requested() const { return false; }
   void set_request_in_progress(bool) {}
+  // A plain pool knows no overload: it serves everything and keeps every
+  // connection, as a plain Asio server would.
+  bool admit() const { return true; }
+  bool keep_alive() const { return true; }
+  std::chrono::nanoseconds idle_timeout(std::chrono::nanoseconds normal) const { return normal; }
   template <class Buffers, class Token>
   auto async_read_some(const Buffers& buffers, Token&& token) {
     return socket_.async_read_some(buffers, std::forward<Token>(token));
@@ -175,7 +186,7 @@ serve_requests(Connection& c, RequestParser& parser,
     if (started) {
       deadline.expires_at(*started + routes.request_timeout);
     } else {
-      deadline.expires_at(idle_since + routes.idle_timeout);
+      deadline.expires_at(idle_since + c.idle_timeout(routes.idle_timeout));
     }
     deadline.async_wait(close_if_current());
   };
@@ -219,8 +230,10 @@ serve_requests(Connection& c, RequestParser& parser,
           orca = routes.load_report->header(asked);
           routes.load_report->count_response(loop);
         }
-        out += answer(req, routes, [&c] { return !c.close_requested(); }, keep_alive,
-                      orca != nullptr ? std::string_view(*orca) : std::string_view());
+        out += answer(
+            req, routes, [&c] { return !c.close_requested() && c.keep_alive(); },
+            [&c] { return c.admit(); }, keep_alive,
+            orca != nullptr ? std::string_view(*orca) : std::string_view());
       }
       if (next == requests.size() || !keep_alive) {
         if (status == RequestParser::Status::kBad) {

@@ -38,6 +38,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "connection.hpp"
 #include "loopscale/accept_backoff.hpp"
@@ -69,6 +70,14 @@ ABSL_FLAG(std::string, orca, "off",
 ABSL_FLAG(bool, log_scaling, false,
           "print every scaling action and its reason on stderr, with the "
           "monotonic clock's time in ms (loadgen prints its start on the same clock)");
+ABSL_FLAG(std::string, overload, "config",
+          "overload protection (loopscale/overload.hpp: 503 with Retry-After "
+          "for a share of requests once the pool is full and saturated): on, "
+          "off (queue without bound, as before), or config (the config "
+          "file's [overload] enabled)");
+ABSL_FLAG(double, inject_overload, -1,
+          "for tests: hold the overload level at this value in [0, 1] "
+          "whatever the load (Admission::inject); -1 = not");
 ABSL_FLAG(std::string, rebalance, "move",
           "how keep-alive connections follow the scaler: move (to the loop the "
           "pool wants them on, between two requests), close (answer the next "
@@ -251,6 +260,15 @@ int main(int argc, char** argv) {
     if (!loaded.ok()) return fail(std::string(loaded.status().message()), 1);
     options = *std::move(loaded);
   }
+  if (const std::string o = absl::GetFlag(FLAGS_overload); o == "on" || o == "off") {
+    options.scaling.overload.enabled = o == "on";
+  } else if (o != "config") {
+    return fail("--overload=" + o + ": expected on, off or config", 2);
+  }
+  const double inject = absl::GetFlag(FLAGS_inject_overload);
+  if (inject != -1 && !(inject >= 0 && inject <= 1)) {
+    return fail(absl::StrCat("--inject_overload=", inject, ": expected a level in [0, 1] or -1"), 2);
+  }
   // Declared before the pools: sessions refer to the routes until the pool
   // that runs them is destroyed (a session still open at a stop is destroyed
   // with its loop's queue).
@@ -274,7 +292,13 @@ int main(int argc, char** argv) {
                      std::chrono::duration<double, std::milli>(e.at.time_since_epoch()).count(),
                      e.decision.reason.c_str());
       });
+      pool->add_overload_listener([](const loopscale::OverloadEvent& e) {
+        std::fprintf(stderr, "overload at %.3f ms: level %.2f: %s\n",
+                     std::chrono::duration<double, std::milli>(e.at.time_since_epoch()).count(),
+                     e.level, e.reason.c_str());
+      });
     }
+    if (inject >= 0) pool->admission().inject(inject, options.scaling.overload);
     pool->start();
   }
 

@@ -23,7 +23,12 @@
 // one (the wait counts as latency); each request takes a free connection at
 // random, as many independent keep-alive clients would (--pool_order=fifo:
 // the longest free, as one client's pool would).
-// --latencies FILE writes every answered request's send time and latency.
+// --latencies FILE writes every served request's send time and latency.
+//
+// A 503 answer (a server shedding load: loopscale/overload.hpp) is counted
+// as `refused`, apart from errors, with its own p99 in the summary; `done`,
+// throughput and the latency percentiles are of the served (2xx) answers
+// only: the goodput and the latency the admitted requests saw.
 //
 // Exit status: 0, 1 if nothing could be sent (server down), 2 on bad flags.
 
@@ -151,16 +156,24 @@ double level_at(const std::vector<Phase>& phases, Clock::duration t) {
 }
 
 // Figures of the current second (reset each second) and of the whole run.
+// `done` and the latencies are of the answers that served the request
+// (2xx); 503s (a server shedding load) are `refused`, with their own
+// latency; anything else is an error.
 struct Stats {
-  LatencyHistogram second, total;
-  std::uint64_t sent = 0, done = 0, errors = 0, dropped = 0;
-  std::uint64_t all_sent = 0, all_done = 0, all_errors = 0, all_dropped = 0;
+  LatencyHistogram second, total, refused_total;
+  std::uint64_t sent = 0, done = 0, refused = 0, errors = 0, dropped = 0;
+  std::uint64_t all_sent = 0, all_done = 0, all_refused = 0, all_errors = 0, all_dropped = 0;
   std::size_t connections = 0;
   void ok(Clock::duration latency) {
     second.record(latency);
     total.record(latency);
     ++done;
     ++all_done;
+  }
+  void refusal(Clock::duration latency) {
+    refused_total.record(latency);
+    ++refused;
+    ++all_refused;
   }
   void error() {
     ++errors;
@@ -180,38 +193,43 @@ class Connection {
     co_return !ec;
   }
 
-  // Sends one request and reads its response; false on any error.
-  asio::awaitable<bool> request() {
+  enum class Outcome { kServed, kRefused, kError };
+
+  // Sends one request and reads its response: kServed for a 2xx answer,
+  // kRefused for a 503, kError for anything else or a failure.
+  asio::awaitable<Outcome> request() {
     const std::string req = "GET " + target_.path + " HTTP/1.1\r\nHost: " + target_.host +
                             "\r\n\r\n";
     std::error_code ec;
     co_await asio::async_write(socket_, asio::buffer(req),
                                asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return false;
+    if (ec) co_return Outcome::kError;
     const std::size_t head = co_await asio::async_read_until(
         socket_, asio::dynamic_buffer(buffer_), "\r\n\r\n",
         asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return false;
+    if (ec) co_return Outcome::kError;
     const std::string headers = absl::AsciiStrToLower(buffer_.substr(0, head));
-    const bool ok = absl::StartsWith(headers, "http/1.1 2");
+    const Outcome outcome = absl::StartsWith(headers, "http/1.1 2")     ? Outcome::kServed
+                            : absl::StartsWith(headers, "http/1.1 503 ") ? Outcome::kRefused
+                                                                         : Outcome::kError;
     std::size_t length = 0;
     const std::size_t at = headers.find("content-length:");
     if (at == std::string::npos ||
         !absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::string_view(headers).substr(
                               at + 15, headers.find("\r\n", at) - at - 15)),
                           &length)) {
-      co_return false;
+      co_return Outcome::kError;
     }
     closing_ = headers.find("connection: close") != std::string::npos;
     if (buffer_.size() < head + length) {
       co_await asio::async_read(socket_, asio::dynamic_buffer(buffer_),
                                 asio::transfer_exactly(head + length - buffer_.size()),
                                 asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) co_return false;
+      if (ec) co_return Outcome::kError;
     }
     buffer_.erase(0, head + length);
     ++served_;
-    co_return ok;
+    co_return outcome;
   }
 
   bool reusable(int per_connection) const {
@@ -309,11 +327,16 @@ void give_back(Run& run, std::unique_ptr<Connection> c) {
 asio::awaitable<void> open_request(Run& run, Clock::time_point scheduled) {
   ++run.stats.connections;
   auto c = co_await take_connection(run);
-  bool ok = c != nullptr && co_await c->request();
-  if (ok) {
+  const Connection::Outcome outcome =
+      c != nullptr ? co_await c->request() : Connection::Outcome::kError;
+  if (outcome != Connection::Outcome::kError) {
     const Clock::duration latency = Clock::now() - scheduled;
-    run.stats.ok(latency);
-    if (run.latencies != nullptr) {
+    if (outcome == Connection::Outcome::kServed) {
+      run.stats.ok(latency);
+    } else {
+      run.stats.refusal(latency);
+    }
+    if (run.latencies != nullptr && outcome == Connection::Outcome::kServed) {
       std::fprintf(run.latencies, "%.3f,%.3f\n",
                    std::chrono::duration<double, std::milli>(scheduled - run.start).count(),
                    std::chrono::duration<double, std::milli>(latency).count());
@@ -390,8 +413,13 @@ asio::awaitable<void> closed_worker(Run& run, std::size_t index) {
     const Clock::time_point t0 = Clock::now();
     ++run.stats.sent;
     ++run.stats.all_sent;
-    if (co_await c->request()) {
-      run.stats.ok(Clock::now() - t0);
+    if (const Connection::Outcome outcome = co_await c->request();
+        outcome != Connection::Outcome::kError) {
+      if (outcome == Connection::Outcome::kServed) {
+        run.stats.ok(Clock::now() - t0);
+      } else {
+        run.stats.refusal(Clock::now() - t0);
+      }
       if (!c->reusable(run.per_connection)) c.reset();
     } else {
       run.stats.error();
@@ -409,10 +437,11 @@ asio::awaitable<void> reporter(Run& run, std::FILE* csv) {
     co_await timer.async_wait(asio::use_awaitable);
     Stats& s = run.stats;
     const double level = level_at(run.phases, std::chrono::seconds(second - 1));
-    std::printf("t=%3ds  %s=%7.0f  sent=%6" PRIu64 "  done=%6" PRIu64 "  errors=%" PRIu64
-                "  dropped=%" PRIu64 "  p50=%8.2fms  p99=%8.2fms  p999=%8.2fms\n",
+    std::printf("t=%3ds  %s=%7.0f  sent=%6" PRIu64 "  done=%6" PRIu64 "  refused=%" PRIu64
+                "  errors=%" PRIu64 "  dropped=%" PRIu64
+                "  p50=%8.2fms  p99=%8.2fms  p999=%8.2fms\n",
                 second, run.open ? "offered_rps" : "connections", level, s.sent, s.done,
-                s.errors, s.dropped, ms(s.second.percentile(0.5)),
+                s.refused, s.errors, s.dropped, ms(s.second.percentile(0.5)),
                 ms(s.second.percentile(0.99)), ms(s.second.percentile(0.999)));
     std::fflush(stdout);
     if (csv != nullptr) {
@@ -421,7 +450,7 @@ asio::awaitable<void> reporter(Run& run, std::FILE* csv) {
                    ms(s.second.percentile(0.99)), ms(s.second.percentile(0.999)));
       std::fflush(csv);
     }
-    s.sent = s.done = s.errors = s.dropped = 0;
+    s.sent = s.done = s.refused = s.errors = s.dropped = 0;
     s.second.clear();
     if (run.start + std::chrono::seconds(second) >= run.end) break;
   }
@@ -509,9 +538,11 @@ int main(int argc, char** argv) {
   const Stats& s = run->stats;
   const double secs = absl::ToDoubleSeconds(duration);
   std::printf("summary: sent=%" PRIu64 " done=%" PRIu64 " errors=%" PRIu64 " dropped=%" PRIu64
-              " throughput=%.1f rps p50=%.2fms p99=%.2fms p999=%.2fms max=%.2fms\n",
+              " throughput=%.1f rps p50=%.2fms p99=%.2fms p999=%.2fms max=%.2fms"
+              " refused=%" PRIu64 " refused_p99=%.2fms\n",
               s.all_sent, s.all_done, s.all_errors, s.all_dropped,
               static_cast<double>(s.all_done) / secs, ms(s.total.percentile(0.5)),
-              ms(s.total.percentile(0.99)), ms(s.total.percentile(0.999)), ms(s.total.max_ns()));
+              ms(s.total.percentile(0.99)), ms(s.total.percentile(0.999)), ms(s.total.max_ns()),
+              s.all_refused, ms(s.refused_total.percentile(0.99)));
   return s.all_done == 0 ? 1 : 0;
 }

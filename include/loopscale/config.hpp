@@ -32,6 +32,13 @@
 //   rebalance_connections = true  # move connections where the pool wants them
 //   max_moves_per_window = 64     # per loop
 //   fast_up_interval = "20ms"     # saturation checks between windows; "0s" = off
+//   [overload]                    # when the pool is full (loopscale/overload.hpp)
+//   enabled = false
+//   lag_target = "20ms"           # the queueing delay admitted work should see
+//   utilization_start = 0.85      # the active loops' mean utilization to shed at
+//   max_shed = 0.95               # the largest share of requests refused
+//   keepalive_off_at = 0.8        # answers close their connection from this level
+//   pause_accepting_at = 0.9      # listeners stop accepting from this level
 //   [metrics]
 //   enabled = false
 //   shm_path = "/dev/shm/loopscale"
@@ -83,6 +90,46 @@ enum class ScaleSignal {
 
 // Returns "per_loop", "average" or "target".
 std::string_view to_string(ScaleSignal signal) noexcept;
+
+// What the pool does when it cannot grow any more (loopscale/overload.hpp,
+// docs/operations.md "Overload"): past `max_loops`, with its active loops
+// saturated, the monitor raises an overload level (0 to 1) that holds the
+// queueing delay near `lag_target`; servers refuse that share of requests
+// (`Admission::admit`, e.g. with 503), answer with `Connection: close` from
+// `keepalive_off_at`, and listeners stop accepting from
+// `pause_accepting_at`. Scale first, shed last: the level is 0 while the
+// pool can still grow.
+struct OverloadConfig {
+  // Off by default: a library should not start refusing requests because it
+  // was upgraded. With it off the level stays 0 (`Admission::inject` still
+  // works, for tests).
+  bool enabled = false;
+  // The scheduling lag (mean over the active loops) the level is adjusted
+  // to hold: the queueing delay admitted requests see at the bound. Between
+  // kMinOverloadLagTarget and kMaxWindow.
+  std::chrono::nanoseconds lag_target = std::chrono::milliseconds(20);
+  // The active loops' mean utilization below which the level does not rise,
+  // whatever the lag: a lag without busy loops (one hot loop among idle
+  // ones, envoyproxy/envoy#22495) is for rebalancing, not shedding. In
+  // [0, 1].
+  double utilization_start = 0.85;
+  // The largest share of requests refused, in [0, 1]: some always get
+  // through, so the level can see the load fall.
+  double max_shed = 0.95;
+  // From this level on, answers close their connection (clients reconnect,
+  // maybe to a less loaded replica), and idle connections time out sooner
+  // (`Admission::idle_timeout`). In [0, 1]; 1 = only at the largest level.
+  double keepalive_off_at = 0.8;
+  // From this level on, listeners stop accepting: new connections wait in
+  // the kernel's listen backlog. In [0, 1]; above max_shed = never.
+  double pause_accepting_at = 0.9;
+
+  friend bool operator==(const OverloadConfig&, const OverloadConfig&) = default;
+};
+
+// The shortest `lag_target`: a loop's lag probe is itself a handler, and
+// below a millisecond its noise is the signal.
+inline constexpr std::chrono::nanoseconds kMinOverloadLagTarget = std::chrono::milliseconds(1);
 
 // How a chooser and its monitor scale. The semantics of each field are in
 // docs/scaling.md ("The rules", "Configuration reference") and
@@ -138,6 +185,8 @@ struct ScalingConfig {
   // windows, as a window spent in it would). Servers whose handlers block
   // for tens of milliseconds should lengthen it or turn it off.
   std::chrono::nanoseconds fast_up_interval = std::chrono::milliseconds(20);
+  // Overload protection at the bound (TOML table [overload]).
+  OverloadConfig overload;
 
   friend bool operator==(const ScalingConfig&, const ScalingConfig&) = default;
 };
@@ -185,7 +234,9 @@ inline constexpr std::chrono::nanoseconds kMinFastUpInterval =
 // step or loop count above 4096,
 // `target_utilization` NaN or outside (0, 1], `max_moves_per_window` outside
 // 1 .. kMaxMovesPerWindow, `fast_up_interval` neither zero nor within
-// kMinFastUpInterval .. kMaxWindow.
+// kMinFastUpInterval .. kMaxWindow; in `overload`, a fraction NaN or outside
+// [0, 1] or a `lag_target` outside kMinOverloadLagTarget .. kMaxWindow
+// (named "overload.<field>").
 absl::Status validate(const ScalingConfig& config);
 
 // Where a pool publishes its per-loop figures (see shm/publisher.hpp).

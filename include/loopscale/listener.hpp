@@ -42,6 +42,13 @@
 // listener whose descriptor neither moved nor could be kept (it then closes:
 // the one failure the listener cannot outlive).
 //
+// While the pool is overloaded past `OverloadConfig::pause_accepting_at`
+// (`Admission::accepting()` false, admission.hpp), the listener accepts
+// nothing: it looks again every kOverloadCheckInterval, and new connections
+// wait in the kernel's listen backlog meanwhile (a burst is absorbed there,
+// and a client gets a fast refusal from the kernel once the backlog is full,
+// rather than a slow one from a server that took its connection).
+//
 // Where it cannot follow: when no other loop is active (`min_loops = 0` and
 // an idle pool), the listener stays, and its loop keeps its thread until a
 // connection arrives (it then moves, if a loop is active). A listener on a loop that
@@ -117,6 +124,11 @@ class Listener : public std::enable_shared_from_this<Listener> {
   std::uint64_t accept_failures() const noexcept {
     return failures_.load(std::memory_order_relaxed);
   }
+  // Times the listener looked at the pool's admission and held back
+  // because the pool was overloaded.
+  std::uint64_t overload_holds() const noexcept {
+    return holds_.load(std::memory_order_relaxed);
+  }
 
  private:
   struct Core;
@@ -140,6 +152,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   std::atomic<std::uint64_t> accepted_{0};
   std::atomic<std::uint64_t> moves_{0};
   std::atomic<std::uint64_t> failures_{0};
+  std::atomic<std::uint64_t> holds_{0};
 };
 
 }  // namespace loopscale

@@ -137,6 +137,13 @@ class LoopPool {
   void add_sink(std::function<void(const TickReport&)> sink) {
     monitor_.add_sink(std::move(sink));
   }
+  // Calls `listener` when shedding begins or ends (overload.hpp).
+  void add_overload_listener(std::function<void(const OverloadEvent&)> listener) {
+    monitor_.add_overload_listener(std::move(listener));
+  }
+  // Where servers on the pool ask whether to take on work while it is
+  // overloaded (admission.hpp; `Session::admit()` asks here).
+  Admission& admission() noexcept { return monitor_.admission(); }
   // Retunes the scaling from the next tick on (`UtilizationMonitor::
   // update_config`): InvalidArgument naming the field, and no change, for an
   // invalid config. The pool keeps its number of loops.

@@ -85,6 +85,12 @@ struct PoolStats {
   LagHistogram lag_histogram;
   // The last decision that acted or held an action.
   ScaleDecision last_decision;
+  // Overload (loopscale/overload.hpp): the level in force (0 to 1), the
+  // requests servers refused (`Admission::admit`), and how many times
+  // shedding began.
+  double overload_level = 0.0;
+  std::uint64_t overload_refused = 0;
+  std::uint64_t overload_episodes = 0;
   // The scaling configuration in force (retuned by `update_config()`).
   ScalingConfig scaling;
   // With `max_loops` 0 the pool has one loop per CPU the process can use

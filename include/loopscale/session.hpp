@@ -171,6 +171,22 @@ class Session {
   // How many times this session moved to another loop.
   std::uint32_t moves() const noexcept { return moves_; }
 
+  // Whether to serve the request about to be worked on, asked once per
+  // request before its work (admission.hpp): false for the pool's overload
+  // level of the requests while it sheds. A refused request gets a short
+  // answer (HTTP: 503 with Retry-After), not its work. One relaxed load
+  // while the pool is not overloaded.
+  bool admit() noexcept { return pool_->admission().admit(home_->index()); }
+  // False while the pool is overloaded past `keepalive_off_at`: answer the
+  // request in hand with "the connection closes" (HTTP: Connection: close)
+  // and close.
+  bool keep_alive() const noexcept { return pool_->admission().keep_alive(); }
+  // The idle timeout to give the connection between requests now: `normal`,
+  // shorter while the pool is overloaded (`Admission::idle_timeout`).
+  std::chrono::nanoseconds idle_timeout(std::chrono::nanoseconds normal) const noexcept {
+    return pool_->admission().idle_timeout(normal);
+  }
+
   // `socket().async_read_some(buffers, token)`, interrupted when the pool
   // asks connections to leave while it waits (then it completes with
   // `asio::error::operation_aborted`, having read nothing). The completion

@@ -58,6 +58,11 @@
 //      (`ScalingPolicy::plan_moves`): all of a draining one's, the excess
 //      of an active one that holds more than its share. Each request
 //      replaces the last, so an unclaimed request does not pile up.
+//   9. Overload (`ScalingConfig::overload`, overload.hpp): the active loops'
+//      mean utilization and lag update the overload level, which goes to
+//      `admission()`; while the pool is at its bound with overload on, the
+//      level is also updated every kOverloadCheckInterval between ticks.
+//      Overload listeners hear when shedding begins and ends.
 //   9. Listeners run for a decision that acted, sinks for every measured
 //      tick, on the thread that called `tick()`, before it returns.
 //
@@ -107,11 +112,13 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "loopscale/admission.hpp"
 #include "loopscale/chooser.hpp"
 #include "loopscale/clock.hpp"
 #include "loopscale/config.hpp"
 #include "loopscale/detail/mutex.hpp"
 #include "loopscale/lag_histogram.hpp"
+#include "loopscale/overload.hpp"
 #include "loopscale/scaling_policy.hpp"
 
 namespace loopscale {
@@ -165,6 +172,15 @@ struct ScaleEvent {
   ScaleDecision decision;
 };
 
+// Shedding began (the overload level rose from 0) or ended (fell to 0).
+struct OverloadEvent {
+  Clock::time_point at;
+  // The new level: above 0 when shedding began, 0 when it ended.
+  double level = 0.0;
+  // `OverloadController::reason()`.
+  std::string reason;
+};
+
 // What a monitor has done so far. A snapshot.
 struct MonitorStats {
   // Ticks that measured a window (the baseline and skipped ticks excluded).
@@ -201,6 +217,11 @@ struct MonitorStats {
   // The lags above of active executors, every window's (executors that
   // report lag only).
   LagHistogram lag_histogram;
+  // The overload level in force (admission.hpp; an injected one included),
+  // why the controller set it, and how many times shedding began.
+  double overload_level = 0.0;
+  std::string overload_reason;
+  std::uint64_t overload_episodes = 0;
   ScalingConfig config;
 };
 
@@ -228,6 +249,7 @@ class UtilizationMonitor {
         statuses_(chooser.size(), ExecutorStatus::kActive),
         utilizations_(chooser.size(), 0.0),
         lags_(chooser.size()),
+        admission_(chooser.size()),
         timer_(timer_ctx_) {}
   UtilizationMonitor(const UtilizationMonitor&) = delete;
   UtilizationMonitor& operator=(const UtilizationMonitor&) = delete;
@@ -286,6 +308,7 @@ class UtilizationMonitor {
     s.statuses = statuses_;
     s.lags = lags_;
     s.config = config_;
+    s.overload_level = admission_.level();
     return s;
   }
 
@@ -302,6 +325,18 @@ class UtilizationMonitor {
     detail::MutexLock lock(tick_mu_);
     sinks_.push_back(std::move(sink));
   }
+
+  // Calls `listener` when shedding begins or ends (overload.hpp), from the
+  // ticking thread. Same rules as listeners.
+  void add_overload_listener(std::function<void(const OverloadEvent&)> listener) {
+    detail::MutexLock lock(tick_mu_);
+    overload_listeners_.push_back(std::move(listener));
+  }
+
+  // Where servers ask whether to take on work (admission.hpp): the level
+  // this monitor sets.
+  Admission& admission() noexcept { return admission_; }
+  const Admission& admission() const noexcept { return admission_; }
 
   // Replaces the configuration from the next tick on; thresholds, patience,
   // bounds, ramps, cooldown, signal and window can all be retuned live.
@@ -372,6 +407,13 @@ class UtilizationMonitor {
   void count(const ScaleDecision& d, const Applied& applied)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void run_sinks(const ScaleEvent& event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
+  // Step 9: updates the overload level from `obs` for a pool of `active`
+  // active executors.
+  void update_overload(Clock::time_point now, const Observation& obs, std::size_t active)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
+  // Whether overload checks run between ticks now: overload on and the pool
+  // at its bound.
+  bool overload_checks(const ScalingConfig& c) const;
   // Calls a listener or sink; an exception is counted and reported.
   template <class Callback, class Arg>
   void call_guarded(const Callback& callback, const Arg& arg);
@@ -417,11 +459,15 @@ class UtilizationMonitor {
       ABSL_GUARDED_BY(tick_mu_);
   std::vector<std::function<void(const TickReport&)>> sinks_
       ABSL_GUARDED_BY(tick_mu_);
+  std::vector<std::function<void(const OverloadEvent&)>> overload_listeners_
+      ABSL_GUARDED_BY(tick_mu_);
+  OverloadController overload_ ABSL_GUARDED_BY(tick_mu_);
   // Written under both mutexes: ticks read them under tick_mu_, readers
   // under mu_.
   std::vector<ExecutorStatus> statuses_;
   std::vector<double> utilizations_;
   std::vector<std::chrono::nanoseconds> lags_;
+  Admission admission_;
 
   // The periodic thread: an io_context with one timer.
   detail::Mutex life_mu_;

@@ -18,6 +18,7 @@ ScaleDecision UtilizationMonitor<E>::tick(Clock::time_point now) {
   Observation obs = observe(elapsed, last_busy_, /*read_lag=*/true);
   ScaleDecision d = policy_.decide(obs.loops);
   Applied applied = apply(d, obs);
+  update_overload(now, obs, chooser_.active_count());
   check_busy_ = obs.busy;
   last_busy_ = std::move(obs.busy);
   last_tick_ = last_check_ = now;
@@ -33,9 +34,11 @@ ScaleDecision UtilizationMonitor<E>::check_saturation(Clock::time_point now) {
   const auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(
       now - last_check_);
   if (elapsed <= std::chrono::nanoseconds::zero()) return {};
-  Observation obs = observe(elapsed, check_busy_, /*read_lag=*/false);
+  const bool overload_check = overload_checks(config());
+  Observation obs = observe(elapsed, check_busy_, /*read_lag=*/overload_check);
   check_busy_ = std::move(obs.busy);
   last_check_ = now;
+  if (overload_check) update_overload(now, obs, chooser_.active_count());
   ScaleDecision d = policy_.decide_fast(obs.loops);
   if (!d.acted()) return d;
   // Until the next tick the saturated executors get no new work.
@@ -271,6 +274,46 @@ void UtilizationMonitor<E>::count(const ScaleDecision& d,
 }
 
 template <ScalableExecutor E>
+void UtilizationMonitor<E>::update_overload(Clock::time_point now, const Observation& obs,
+                                            std::size_t active) {
+  const ScalingConfig c = config();
+  OverloadInput in;
+  in.at_bound = active >= active_bounds(c, chooser_.size()).max;
+  in.elapsed = obs.elapsed;
+  std::size_t n = 0;
+  for (const LoopObservation& l : obs.loops) {
+    if (l.status != ExecutorStatus::kActive) continue;
+    in.utilization += l.utilization;
+    in.lag += l.lag;
+    ++n;
+  }
+  if (n > 0) {
+    in.utilization /= static_cast<double>(n);
+    in.lag /= static_cast<std::int64_t>(n);
+  }
+  const double was = overload_.level();
+  const double level = overload_.update(in, c.overload);
+  admission_.set(level, c.overload);
+  const bool began = was == 0.0 && level > 0.0;
+  const bool ended = was > 0.0 && level == 0.0;
+  {
+    detail::MutexLock lock(mu_);
+    stats_.overload_reason = overload_.reason();
+    if (began) ++stats_.overload_episodes;
+  }
+  if (began || ended) {
+    const OverloadEvent event{now, level, overload_.reason()};
+    for (const auto& listener : overload_listeners_) call_guarded(listener, event);
+  }
+}
+
+template <ScalableExecutor E>
+bool UtilizationMonitor<E>::overload_checks(const ScalingConfig& c) const {
+  return c.overload.enabled &&
+         chooser_.active_count() >= active_bounds(c, chooser_.size()).max;
+}
+
+template <ScalableExecutor E>
 void UtilizationMonitor<E>::run_sinks(const ScaleEvent& event) {
   if (sinks_.empty()) return;
   const TickReport report{event, stats()};
@@ -350,11 +393,12 @@ void UtilizationMonitor<E>::arm_timer(Clock::time_point deadline) {
 template <ScalableExecutor E>
 Clock::time_point UtilizationMonitor<E>::next_wakeup(Clock::time_point now) const {
   const ScalingConfig c = config();
-  const auto interval = c.fast_up_interval;
-  if (interval == std::chrono::nanoseconds::zero() ||
-      chooser_.active_count() >= active_bounds(c, chooser_.size()).max) {
-    return next_tick_;
-  }
+  // At the bound, fast up has nothing to add but overload checks may be due.
+  const bool at_bound = chooser_.active_count() >= active_bounds(c, chooser_.size()).max;
+  const auto interval = overload_checks(c) ? kOverloadCheckInterval
+                        : at_bound         ? std::chrono::nanoseconds::zero()
+                                           : c.fast_up_interval;
+  if (interval == std::chrono::nanoseconds::zero()) return next_tick_;
   // A check due within half an interval of the tick is left to the tick.
   const Clock::time_point check = now + interval;
   return check + interval / 2 < next_tick_ ? check : next_tick_;

@@ -1,0 +1,96 @@
+// -----------------------------------------------------------------------------
+// overload.hpp
+// -----------------------------------------------------------------------------
+//
+// `OverloadController` turns what the monitor measures into an overload
+// level: the share of new requests a pool that cannot grow any more should
+// refuse (0 to `OverloadConfig::max_shed`). The monitor runs one per pool,
+// at every window and, while the pool is at its bound, every
+// kOverloadCheckInterval between windows; servers act on the level through
+// `Admission` (admission.hpp).
+//
+// Scale first, shed last: the level is 0 while the pool can still grow
+// (fewer active loops than its bound), and it does not rise while the
+// active loops' mean utilization is below `utilization_start`. The level is
+// per pool, not per loop: a loop whose lag is high while the others idle is
+// a placement problem (its connections move; `ScalingPolicy::plan_moves`),
+// not a reason to refuse work (envoyproxy/envoy#22495).
+//
+// At the bound, the level is a proportional-integral controller on the
+// active loops' mean scheduling lag (the delay a new handler waits: the
+// queue), held at `lag_target`:
+//
+//   level = clamp(kGain * e + integral, 0, max_shed)
+//   integral += kIntegralGain * e * dt           (itself kept in 0..max_shed)
+//   e = lag - lag_target                         (seconds)
+//
+// Why not Envoy's scaled trigger (a level rising linearly between a start
+// and a saturation threshold of the signal): the lag is the integral of the
+// excess load, and a proportional level alone settles where the refused
+// share matches the excess, i.e. at a lag that grows with the load (at 4x
+// capacity, three quarters of the way to saturation). The integral term
+// brings the lag back to the target at any load; the proportional term damps
+// it (the lag responds to the level like an integrator, so an integral
+// controller alone would oscillate). The gains give a response time of
+// about a quarter of a second at two to four times capacity
+// (benchmarks/server_bench --only overload measures it).
+//
+//   OverloadController c;
+//   double level = c.update({.at_bound = true, .utilization = 0.99,
+//                            .lag = 80ms, .elapsed = 20ms}, config.overload);
+//
+// Thread-safety: a plain value; the monitor updates it on its thread.
+
+#ifndef LOOPSCALE_OVERLOAD_HPP_
+#define LOOPSCALE_OVERLOAD_HPP_
+
+#include <chrono>
+#include <string>
+
+#include "loopscale/config.hpp"
+
+namespace loopscale {
+
+// How often the monitor updates the level between windows while the pool is
+// at its bound (the window alone is too coarse: at twice the capacity a
+// level wrong by a tenth lets a 250 ms window queue 50 ms of work).
+inline constexpr std::chrono::nanoseconds kOverloadCheckInterval =
+    std::chrono::milliseconds(20);
+
+// What the controller sees of the pool since its last update.
+struct OverloadInput {
+  // The pool cannot grow: its active loops are at `max_loops`.
+  bool at_bound = false;
+  // The active loops' mean utilization over `elapsed`.
+  double utilization = 0.0;
+  // The active loops' mean scheduling lag, read now.
+  std::chrono::nanoseconds lag{0};
+  // Since the last update.
+  std::chrono::nanoseconds elapsed{0};
+};
+
+class OverloadController {
+ public:
+  // Gains of the controller (see the header comment): level per second of
+  // lag above the target, and level per second per second of it.
+  static constexpr double kGain = 10.0;
+  static constexpr double kIntegralGain = 50.0;
+
+  // Returns the new level, in 0 .. `config.max_shed` (0 with overload off).
+  double update(const OverloadInput& in, const OverloadConfig& config);
+
+  // The level of the last update.
+  double level() const noexcept { return level_; }
+  // Why the level is what it is, for logs and the scaling events:
+  // "at max 4 loops, lag 41 ms > 20 ms, utilization 0.99".
+  const std::string& reason() const noexcept { return reason_; }
+
+ private:
+  double integral_ = 0.0;
+  double level_ = 0.0;
+  std::string reason_ = "off";
+};
+
+}  // namespace loopscale
+
+#endif  // LOOPSCALE_OVERLOAD_HPP_
