@@ -334,14 +334,14 @@ TEST_P(ExampleConfigFieldTest, InvalidValueIsNamedWithItsLine) {
   const BadValue& bad = GetParam();
   std::string text = read_file(kExampleConfig);
   ASSERT_FALSE(text.empty()) << "cannot read " << kExampleConfig;
-  // The first line that starts with "KEY = " gets the bad value.
+  // The first line of the key's table that starts with "KEY = " gets the
+  // bad value (several tables have an `enabled`).
   const std::string assignment = std::string(bad.key) + " = ";
-  std::size_t start = 0;
-  if (text.rfind(assignment, 0) != 0) {
-    start = text.find("\n" + assignment);
-    ASSERT_NE(start, std::string::npos) << bad.key;
-    ++start;
-  }
+  const std::size_t table = text.find("[" + std::string(bad.table) + "]");
+  ASSERT_NE(table, std::string::npos) << bad.table;
+  std::size_t start = text.find("\n" + assignment, table);
+  ASSERT_NE(start, std::string::npos) << bad.key;
+  ++start;
   const std::size_t end = std::min(text.find('\n', start), text.size());
   const int line = 1 + static_cast<int>(std::count(
                            text.begin(), text.begin() + static_cast<std::ptrdiff_t>(start), '\n'));
@@ -395,6 +395,15 @@ INSTANTIATE_TEST_SUITE_P(
         BadValue{"scaling", "max_moves_per_window", "-3"},
         BadValue{"scaling", "fast_up_interval", "\"1ms\""},
         BadValue{"scaling", "fast_up_interval", "20"},
+        BadValue{"overload", "enabled", "\"on\""},
+        BadValue{"overload", "lag_target", "\"0ms\""},
+        BadValue{"overload", "lag_target", "\"2h\""},
+        BadValue{"overload", "lag_target", "10"},
+        BadValue{"overload", "utilization_start", "1.5"},
+        BadValue{"overload", "utilization_start", "nan"},
+        BadValue{"overload", "max_shed", "-0.1"},
+        BadValue{"overload", "keepalive_off_at", "\"high\""},
+        BadValue{"overload", "pause_accepting_at", "2"},
         BadValue{"metrics", "enabled", "1"},
         BadValue{"metrics", "shm_path", "\"relative/path\""},
         BadValue{"metrics", "service",

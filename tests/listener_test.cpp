@@ -297,6 +297,28 @@ TEST_F(ListenerTest, AnAcceptorThatCannotMoveStaysAndMovesOnceItCan) {
   EXPECT_EQ(open_fds(), fds_before + 2) << "the second connection's two ends, no more";
 }
 
+// Past `pause_accepting_at` the listener takes nothing: the connection
+// waits in the kernel's backlog, and is accepted once the pressure is gone.
+TEST_F(ListenerTest, AnOverloadedPoolAcceptsNothingUntilThePressureEnds) {
+  start_pool(2);
+  OverloadConfig overload;
+  overload.pause_accepting_at = 0.5;
+  pool_->admission().inject(0.6, overload);
+  listen_on(0);
+  ASSERT_TRUE(eventually([&] { return listener_->overload_holds() >= 1; }));
+  tcp::socket client = connect();  // completes: the kernel holds it
+  // Two more looks at the admission after the connection was made: each
+  // held back instead of accepting it.
+  const std::uint64_t holds = listener_->overload_holds();
+  ASSERT_TRUE(eventually([&] { return listener_->overload_holds() >= holds + 2; }));
+  EXPECT_EQ(accepted(), 0u);
+  EXPECT_EQ(listener_->accepted(), 0u);
+  // Below the level again (refusing requests, but accepting).
+  pool_->admission().inject(0.4, overload);
+  ASSERT_TRUE(eventually([&] { return accepted() == 1; }));
+  pool_->admission().clear_injection();
+}
+
 TEST_F(ListenerTest, CloseStopsAcceptingAndWaitClosedReturns) {
   start_pool(2);
   listen_on(0);

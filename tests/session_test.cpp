@@ -323,6 +323,55 @@ TEST_F(SessionTest, AnExceptionFromServeIsReportedAndEndsTheConnectionCleanly) {
   EXPECT_EQ(open_fds(), fds_before);
 }
 
+// Answers each byte read with '+' if the pool admits it, '-' if not, and
+// 'c' (then closes) once keep-alive is off.
+awaitable<void> admitting(Session<EchoState>& s) {
+  while (!s.leaving()) {
+    std::error_code ec;
+    const std::size_t n = co_await s.async_read_some(asio::buffer(s.state().buf),
+                                                     asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return;
+    std::string out;
+    for (std::size_t i = 0; i < n; ++i) out += s.admit() ? '+' : '-';
+    if (!s.keep_alive()) out += 'c';
+    co_await asio::async_write(s.socket(), asio::buffer(out),
+                               asio::redirect_error(use_awaitable, ec));
+    if (ec || !s.keep_alive()) co_return;
+  }
+}
+
+TEST_F(SessionTest, AdmitAndKeepAliveFollowThePoolsOverloadLevel) {
+  start_pool(1);
+  tcp::socket client(client_ctx_);
+  client.connect(acceptor_.local_endpoint());
+  tcp_socket server(pool_->loop(0).get_executor());
+  acceptor_.accept(server);
+  spawn_session(*pool_, std::move(server), EchoState{}, admitting);
+  auto ask = [&](std::size_t n) {
+    asio::write(client, asio::buffer(std::string(n, 'x')));
+    std::string back(n, '\0');
+    asio::read(client, asio::buffer(back));
+    return back;
+  };
+  EXPECT_EQ(ask(4), "++++");
+  OverloadConfig overload;
+  overload.keepalive_off_at = 0.9;
+  pool_->admission().inject(0.5, overload);
+  EXPECT_EQ(ask(4), "+-+-");
+  EXPECT_EQ(pool_->stats().overload_refused, 2u);
+  EXPECT_DOUBLE_EQ(pool_->stats().overload_level, 0.5);
+  pool_->admission().inject(0.9, overload);
+  std::string last(2, '\0');
+  asio::write(client, asio::buffer(std::string("x")));
+  asio::read(client, asio::buffer(last));
+  EXPECT_EQ(last[1], 'c');
+  char byte;
+  std::error_code ec;
+  client.read_some(asio::buffer(&byte, 1), ec);
+  EXPECT_EQ(ec, asio::error::eof);  // the session closed
+  pool_->admission().clear_injection();
+}
+
 TEST_F(SessionTest, CloseModeClosesAnIdleConnectionAskedToLeave) {
   start_pool(2);
   tcp::socket client = connect_to(0, Rebalance::kClose);

@@ -23,7 +23,8 @@
 // one (the wait counts as latency); each request takes a free connection at
 // random, as many independent keep-alive clients would (--pool_order=fifo:
 // the longest free, as one client's pool would).
-// --latencies FILE writes every served request's send time and latency.
+// --latencies FILE writes every answered request's send time, latency and
+// whether it was served (1) or refused with 503 (0).
 //
 // A 503 answer (a server shedding load: loopscale/overload.hpp) is counted
 // as `refused`, apart from errors, with its own p99 in the summary; `done`,
@@ -81,7 +82,8 @@ ABSL_FLAG(std::string, pool_order, "random",
           "open loop with --preconnect: which free connection a request takes: random "
           "(many independent clients) or fifo (the longest free, one client's pool)");
 ABSL_FLAG(std::string, latencies, "",
-          "write one row per answered request (scheduled send time and latency, ms)");
+          "write one row per answered request (scheduled send time and latency, ms; "
+          "served: 1, or 0 for a 503)");
 ABSL_FLAG(int, max_connections, 2048, "open loop: most connections at once");
 ABSL_FLAG(std::string, csv, "", "write per-second rows to this file");
 
@@ -336,10 +338,11 @@ asio::awaitable<void> open_request(Run& run, Clock::time_point scheduled) {
     } else {
       run.stats.refusal(latency);
     }
-    if (run.latencies != nullptr && outcome == Connection::Outcome::kServed) {
-      std::fprintf(run.latencies, "%.3f,%.3f\n",
+    if (run.latencies != nullptr) {
+      std::fprintf(run.latencies, "%.3f,%.3f,%d\n",
                    std::chrono::duration<double, std::milli>(scheduled - run.start).count(),
-                   std::chrono::duration<double, std::milli>(latency).count());
+                   std::chrono::duration<double, std::milli>(latency).count(),
+                   outcome == Connection::Outcome::kServed ? 1 : 0);
     }
     if (c->reusable(run.per_connection)) {
       give_back(run, std::move(c));
@@ -500,7 +503,7 @@ int main(int argc, char** argv) {
   if (const std::string path = absl::GetFlag(FLAGS_latencies); !path.empty()) {
     run->latencies = std::fopen(path.c_str(), "w");
     if (run->latencies == nullptr) return fail("--latencies=" + path + ": cannot write", 2);
-    std::fprintf(run->latencies, "sent_ms,latency_ms\n");
+    std::fprintf(run->latencies, "sent_ms,latency_ms,served\n");
   }
   tcp::resolver resolver(run->ctx);
   std::error_code ec;

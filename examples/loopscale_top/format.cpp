@@ -52,6 +52,16 @@ std::string heartbeat_age(std::uint64_t heartbeat_ns, std::uint64_t now_ns) {
   return json_number(static_cast<double>(now_ns - heartbeat_ns) / 1e9);
 }
 
+// The figure named `name` among `figures`, or nullptr (a file of an older
+// format lacks it).
+const shm::Figure* find_figure(const std::vector<shm::Figure>& figures,
+                               std::string_view name) {
+  for (const shm::Figure& f : figures) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
 // {"other": {"busy_ns": N, "count": N}, ...}
 std::string json_jobs(const std::vector<shm::JobSnapshot>& jobs) {
   std::string out = "{";
@@ -173,6 +183,13 @@ std::string format_table(const shm::Snapshot& snap, const std::string& path,
                           p.scale_downs, p.moves_requested, age);
     if (!p.last_decision.empty()) {
       absl::StrAppendFormat(&out, "  last: %s\n", cut(p.last_decision, 100));
+    }
+    // Format 1.5 on, and only once the pool has ever shed.
+    const shm::Figure* level = find_figure(p.figures, "overload_level");
+    const shm::Figure* refused = find_figure(p.figures, "overload_refused");
+    if (level != nullptr && refused != nullptr && (level->f > 0 || refused->u > 0)) {
+      absl::StrAppendFormat(&out, "  overload: level %.2f, %u requests refused\n", level->f,
+                            refused->u);
     }
     absl::StrAppendFormat(&out, "  %4s %-10s %-22s %6s %10s %12s %6s %8s %6s %6s\n",
                           "LOOP", "STATE", "UTILIZATION", "", "BUSY", "HANDLERS",

@@ -34,11 +34,11 @@
 //   fast_up_interval = "20ms"     # saturation checks between windows; "0s" = off
 //   [overload]                    # when the pool is full (loopscale/overload.hpp)
 //   enabled = false
-//   lag_target = "20ms"           # the queueing delay admitted work should see
-//   utilization_start = 0.85      # the active loops' mean utilization to shed at
+//   lag_target = "5ms"            # the queueing delay admitted work should see
+//   utilization_start = 0.95      # the active loops' mean utilization to shed at
 //   max_shed = 0.95               # the largest share of requests refused
-//   keepalive_off_at = 0.8        # answers close their connection from this level
-//   pause_accepting_at = 0.9      # listeners stop accepting from this level
+//   keepalive_off_at = 1          # answers close their connection from this level
+//   pause_accepting_at = 1        # listeners stop accepting from this level
 //   [metrics]
 //   enabled = false
 //   shm_path = "/dev/shm/loopscale"
@@ -107,22 +107,26 @@ struct OverloadConfig {
   // The scheduling lag (mean over the active loops) the level is adjusted
   // to hold: the queueing delay admitted requests see at the bound. Between
   // kMinOverloadLagTarget and kMaxWindow.
-  std::chrono::nanoseconds lag_target = std::chrono::milliseconds(20);
+  std::chrono::nanoseconds lag_target = std::chrono::milliseconds(5);
   // The active loops' mean utilization below which the level does not rise,
   // whatever the lag: a lag without busy loops (one hot loop among idle
-  // ones, envoyproxy/envoy#22495) is for rebalancing, not shedding. In
-  // [0, 1].
-  double utilization_start = 0.85;
+  // ones, envoyproxy/envoy#22495) is for rebalancing, not shedding; nor is
+  // the lag of a pool busy below its capacity (at 0.8 of it the demo's
+  // loops wait about 4 ms). In [0, 1].
+  double utilization_start = 0.95;
   // The largest share of requests refused, in [0, 1]: some always get
   // through, so the level can see the load fall.
   double max_shed = 0.95;
   // From this level on, answers close their connection (clients reconnect,
-  // maybe to a less loaded replica), and idle connections time out sooner
-  // (`Admission::idle_timeout`). In [0, 1]; 1 = only at the largest level.
-  double keepalive_off_at = 0.8;
+  // maybe to a less loaded replica behind a balancer), and idle connections
+  // time out sooner (`Admission::idle_timeout`). In [0, 1]; above
+  // `max_shed`, never (the default: a lone server only trades requests
+  // for reconnections through its accept loop).
+  double keepalive_off_at = 1.0;
   // From this level on, listeners stop accepting: new connections wait in
-  // the kernel's listen backlog. In [0, 1]; above max_shed = never.
-  double pause_accepting_at = 0.9;
+  // the kernel's listen backlog (worth it where a connection is costly, a
+  // TLS handshake, say). In [0, 1]; above `max_shed`, never (the default).
+  double pause_accepting_at = 1.0;
 
   friend bool operator==(const OverloadConfig&, const OverloadConfig&) = default;
 };

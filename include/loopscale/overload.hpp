@@ -31,13 +31,23 @@
 // capacity, three quarters of the way to saturation). The integral term
 // brings the lag back to the target at any load; the proportional term damps
 // it (the lag responds to the level like an integrator, so an integral
-// controller alone would oscillate). The gains give a response time of
-// about a quarter of a second at two to four times capacity
-// (benchmarks/server_bench --only overload measures it).
+// controller alone would oscillate). The gains keep the loop stable from
+// 1.5 to 4 times the capacity with the lag read a 20 ms step late (at 4x, a
+// larger proportional gain overshoots to max_shed and back: tests/
+// overload_test.cpp closes the loop around a fluid model of the queue). At
+// a step to four times the capacity the lag still peaks near 130 ms before
+// the level catches up: the excess load fills the queue for the steps it
+// takes to be seen.
+//
+// What it cannot see: requests that have not reached a loop's queue yet.
+// New connections wait in the kernel's listen backlog until the listener's
+// loop gets to them, and at a step to several times the capacity on new
+// connections that backlog, not the loops' queues, holds most of the
+// wait; the level refuses those requests only once they are read.
 //
 //   OverloadController c;
 //   double level = c.update({.at_bound = true, .utilization = 0.99,
-//                            .lag = 80ms, .elapsed = 20ms}, config.overload);
+//                            .lag = 80ms, .now = Clock::now()}, config.overload);
 //
 // Thread-safety: a plain value; the monitor updates it on its thread.
 
@@ -45,8 +55,10 @@
 #define LOOPSCALE_OVERLOAD_HPP_
 
 #include <chrono>
+#include <optional>
 #include <string>
 
+#include "loopscale/clock.hpp"
 #include "loopscale/config.hpp"
 
 namespace loopscale {
@@ -65,8 +77,9 @@ struct OverloadInput {
   double utilization = 0.0;
   // The active loops' mean scheduling lag, read now.
   std::chrono::nanoseconds lag{0};
-  // Since the last update.
-  std::chrono::nanoseconds elapsed{0};
+  // When: the integral runs over the time since the previous update (the
+  // monitor updates at ticks and at checks between them).
+  Clock::time_point now;
 };
 
 class OverloadController {
@@ -75,6 +88,8 @@ class OverloadController {
   // lag above the target, and level per second per second of it.
   static constexpr double kGain = 10.0;
   static constexpr double kIntegralGain = 50.0;
+  // The time constant of the utilization the level's gate reads.
+  static constexpr std::chrono::milliseconds kUtilizationSmoothing{100};
 
   // Returns the new level, in 0 .. `config.max_shed` (0 with overload off).
   double update(const OverloadInput& in, const OverloadConfig& config);
@@ -88,6 +103,10 @@ class OverloadController {
  private:
   double integral_ = 0.0;
   double level_ = 0.0;
+  // The active loops' utilization, smoothed over kUtilizationSmoothing: over
+  // one 20 ms check a loop running 10 ms handlers reads 0, 0.5 or 1.
+  double utilization_ = 0.0;
+  std::optional<Clock::time_point> last_;
   std::string reason_ = "off";
 };
 

@@ -54,6 +54,9 @@ constexpr Getter<PoolStats> kPoolFigures[] = {
     {"lag_le_500ms", lag_bucket<6>},
     {"lag_count", [](const PoolStats& s) { return u64(s.lag_histogram.count); }},
     {"lag_sum_ns", [](const PoolStats& s) { return ns(s.lag_histogram.sum); }},
+    {"overload_level", [](const PoolStats& s) { return f64(s.overload_level); }},
+    {"overload_refused", [](const PoolStats& s) { return u64(s.overload_refused); }},
+    {"overload_episodes", [](const PoolStats& s) { return u64(s.overload_episodes); }},
 };
 
 // Every figure of kSchema's loop rows.

@@ -279,7 +279,7 @@ void UtilizationMonitor<E>::update_overload(Clock::time_point now, const Observa
   const ScalingConfig c = config();
   OverloadInput in;
   in.at_bound = active >= active_bounds(c, chooser_.size()).max;
-  in.elapsed = obs.elapsed;
+  in.now = now;
   std::size_t n = 0;
   for (const LoopObservation& l : obs.loops) {
     if (l.status != ExecutorStatus::kActive) continue;

@@ -2,7 +2,7 @@
 // shm/layout.hpp
 // -----------------------------------------------------------------------------
 //
-// The shared-memory metrics file, version 1.4: the record layouts and the
+// The shared-memory metrics file, version 1.5: the record layouts and the
 // schema table that describes them. `docs/shm-format.md` is the prose version,
 // written so that a reader in another language needs nothing else; this
 // header is what the C++ publisher and reader compile against, and
@@ -62,8 +62,8 @@ inline constexpr std::uint32_t kVersionMajor = 1;
 // (loop fields `moves_in`, `moves_out`, `moves_failed`, segment field
 // `moves_requested`); 1.3 the lag histogram, `active_ns` and
 // `registrations_total`; 1.4 the job types (larger loop slots, see
-// kJobSlots).
-inline constexpr std::uint32_t kVersionMinor = 4;
+// kJobSlots); 1.5 the overload figures (`overload_*`, loopscale/overload.hpp).
+inline constexpr std::uint32_t kVersionMinor = 5;
 // Written as a native u64: a reader that sees other bytes has the wrong
 // byte order.
 inline constexpr std::uint64_t kByteOrderMark = 0x0102030405060708ULL;
@@ -385,8 +385,26 @@ constexpr bool is_job_field(std::string_view name) {
          name[3] <= '9';
 }
 
+// The overload figures (format 1.5), in the segment's last three words.
+inline constexpr std::array kSchemaOverload = {
+    figure(Record::kSegment, "overload_level", FieldType::kF64, 1000, "ratio",
+           Aggregation::kMax, 5,
+           {"loopscale_overload_level_ratio", "gauge",
+            "Share of requests servers on the pool are asked to refuse (0 while the pool "
+            "can still grow)."}),
+    figure(Record::kSegment, "overload_refused", FieldType::kU64, 1008, "count",
+           Aggregation::kSum, 5,
+           {"loopscale_overload_refused_total", "counter",
+            "Requests servers on the pool refused because it was overloaded."}),
+    figure(Record::kSegment, "overload_episodes", FieldType::kU64, 1016, "count",
+           Aggregation::kSum, 5,
+           {"loopscale_overload_episodes_total", "counter",
+            "Times the pool began to shed load."}),
+};
+
 constexpr auto with_job_rows() {
-  std::array<FieldSpec, kSchemaBeforeJobs.size() + 3 * kJobSlots> out{};
+  std::array<FieldSpec, kSchemaBeforeJobs.size() + 3 * kJobSlots + kSchemaOverload.size()>
+      out{};
   std::size_t n = 0;
   for (const FieldSpec& f : kSchemaBeforeJobs) out[n++] = f;
   for (std::size_t i = 0; i < kJobSlots; ++i) {
@@ -402,6 +420,7 @@ constexpr auto with_job_rows() {
     out[n++] = loop_figure(kJobCountFields[i], FieldType::kU64, at + 8, "count",
                            Aggregation::kNone, 4);
   }
+  for (const FieldSpec& f : kSchemaOverload) out[n++] = f;
   return out;
 }
 
@@ -409,7 +428,8 @@ constexpr auto with_job_rows() {
 // Names are unique across both records; rows added by a minor version come
 // after those of the versions before it.
 inline constexpr auto kSchema = with_job_rows();
-static_assert(kJobNamesOffset + kJobSlots * kJobNameBytes <= sizeof(SegmentRecord));
+static_assert(kJobNamesOffset + kJobSlots * kJobNameBytes <= 1000);
+static_assert(1016 + 8 == sizeof(SegmentRecord));
 
 // Bytes of a segment with `loops` slots in a file with these record sizes,
 // rounded up to 64 so that segments start on a cache line.
