@@ -77,6 +77,24 @@ TEST(OverloadControllerTest, ALagWithoutBusyLoopsIsNotOverload) {
   EXPECT_THAT(d.controller.reason(), HasSubstr("(not saturated)"));
 }
 
+// The load of a step the pool absorbs by growing: it reaches its bound with
+// the step's queue on its loops, saturated and lagging for a while. That
+// queue is not overload.
+TEST(OverloadControllerTest, NothingRisesForAGraceAfterReachingTheBound) {
+  Driver d;
+  const OverloadConfig c = on();
+  auto step = [&](std::chrono::nanoseconds lag) {
+    d.now += 20ms;
+    return d.controller.update({true, 1.0, lag, d.now, 250ms}, c);
+  };
+  for (int i = 0; i < 13; ++i) EXPECT_EQ(step(80ms), 0.0) << i;  // 0 .. 240 ms on
+  EXPECT_THAT(d.controller.reason(), HasSubstr("just grew"));
+  EXPECT_GT(step(80ms), 0.0);  // still lagging a window on: overload
+  // Leaving the bound and coming back starts a new grace.
+  d.step(false, 1.0, 80ms, c);
+  EXPECT_EQ(step(80ms), 0.0);
+}
+
 TEST(OverloadControllerTest, ShedsNoMoreOnceTheLoadEnds) {
   Driver d;
   const OverloadConfig c = on();
@@ -90,25 +108,32 @@ TEST(OverloadControllerTest, ShedsNoMoreOnceTheLoadEnds) {
 
 // The lag of a pool at r times its capacity, shedding `level` of the load,
 // grows by (r (1 - level) - 1) seconds per second: the queue is the excess
-// work. Closed around the controller, at 20 ms steps and with the lag read
-// one step late (a probe reports the wait it saw), the lag settles at the
-// target and the level at what the load needs, 1 - 1/r, at any overload.
+// work. Closed around the controller, updated every kOverloadCheckInterval
+// with the lag read two updates late (a probe reports the wait it saw), the
+// lag settles at the target and the level at what the load needs, 1 - 1/r,
+// at any overload, and a step from nothing to 4x queues less than 70 ms.
 TEST(OverloadControllerTest, HoldsTheLagAtTheTargetAtAnyOverload) {
+  const double dt = std::chrono::duration<double>(kOverloadCheckInterval).count();
   for (double r : {1.5, 2.0, 4.0}) {
     Driver d;
     const OverloadConfig c = on();
-    double lag = 0.0, seen = 0.0, level = 0.0;
-    double worst_late = 0.0;
-    for (int i = 0; i < 500; ++i) {  // 10 s
-      level = d.step(true, 1.0, std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                     std::chrono::duration<double>(seen)),
-                     c);
-      seen = lag;
-      lag = std::max(0.0, lag + (r * (1 - level) - 1) * 0.020);
-      if (i >= 250) worst_late = std::max(worst_late, std::abs(lag - 0.010));
+    std::vector<double> seen(3, 0.0);  // the lag now and the two updates before
+    double lag = 0.0, level = 0.0, worst_late = 0.0, peak = 0.0;
+    const int steps = static_cast<int>(10 / dt);  // 10 s
+    for (int i = 0; i < steps; ++i) {
+      level = d.step(true, 1.0,
+                     std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::duration<double>(seen.front())),
+                     c, kOverloadCheckInterval);
+      lag = std::max(0.0, lag + (r * (1 - level) - 1) * dt);
+      seen.erase(seen.begin());
+      seen.push_back(lag);
+      peak = std::max(peak, lag);
+      if (i >= steps / 2) worst_late = std::max(worst_late, std::abs(lag - 0.010));
     }
     EXPECT_NEAR(level, 1 - 1 / r, 0.02) << r;
     EXPECT_LT(worst_late, 0.002) << r << "x: the lag strays from the target";
+    EXPECT_LT(peak, 0.070) << r << "x: the step's queue";
   }
 }
 
@@ -220,6 +245,8 @@ class MonitorOverloadTest : public ::testing::Test {
 };
 
 TEST_F(MonitorOverloadTest, ChecksBetweenTicksRaiseTheLevelAndListenersHearIt) {
+  // At the bound for more than a window (the grace of a pool that just grew).
+  for (int i = 0; i < 3; ++i) pass(config_.window, 0.5, 0ms, /*tick=*/true);
   for (int i = 0; i < 5; ++i) pass(20ms, 1.0, 60ms, /*tick=*/false);
   EXPECT_GT(monitor_->admission().level(), 0.5);
   EXPECT_GT(monitor_->stats().overload_level, 0.5);

@@ -5,13 +5,15 @@
 // `OverloadController` turns what the monitor measures into an overload
 // level: the share of new requests a pool that cannot grow any more should
 // refuse (0 to `OverloadConfig::max_shed`). The monitor runs one per pool,
-// at every window and, while the pool is at its bound, every
-// kOverloadCheckInterval between windows; servers act on the level through
-// `Admission` (admission.hpp).
+// at every window and, while the pool is at its bound with overload on,
+// every kOverloadCheckInterval between windows; servers act on the level
+// through `Admission` (admission.hpp).
 //
 // Scale first, shed last: the level is 0 while the pool can still grow
-// (fewer active loops than its bound), and it does not rise while the
-// active loops' mean utilization is below `utilization_start`. The level is
+// (fewer active loops than its bound), does not rise for two windows after the
+// pool reached its bound (it is working off the queue it grew for), and does
+// not rise while the active loops' mean utilization is below
+// `utilization_start`. The level is
 // per pool, not per loop: a loop whose lag is high while the others idle is
 // a placement problem (its connections move; `ScalingPolicy::plan_moves`),
 // not a reason to refuse work (envoyproxy/envoy#22495).
@@ -32,12 +34,11 @@
 // brings the lag back to the target at any load; the proportional term damps
 // it (the lag responds to the level like an integrator, so an integral
 // controller alone would oscillate). The gains keep the loop stable from
-// 1.5 to 4 times the capacity with the lag read a 20 ms step late (at 4x, a
-// larger proportional gain overshoots to max_shed and back: tests/
-// overload_test.cpp closes the loop around a fluid model of the queue). At
-// a step to four times the capacity the lag still peaks near 130 ms before
-// the level catches up: the excess load fills the queue for the steps it
-// takes to be seen.
+// 1.5 to 4 times the capacity with updates every 5 ms and the lag read two
+// of them late (tests/overload_test.cpp closes the loop around a fluid
+// model of the queue); at a step to four times the capacity the lag peaks
+// near 60 ms in that model before the level catches up (about 130 ms with
+// updates every 20 ms, where these gains would oscillate).
 //
 // What it cannot see: requests that have not reached a loop's queue yet.
 // New connections wait in the kernel's listen backlog until the listener's
@@ -48,6 +49,7 @@
 //   OverloadController c;
 //   double level = c.update({.at_bound = true, .utilization = 0.99,
 //                            .lag = 80ms, .now = Clock::now()}, config.overload);
+//   admission.set(level, config.overload);
 //
 // Thread-safety: a plain value; the monitor updates it on its thread.
 
@@ -65,9 +67,13 @@ namespace loopscale {
 
 // How often the monitor updates the level between windows while the pool is
 // at its bound (the window alone is too coarse: at twice the capacity a
-// level wrong by a tenth lets a 250 ms window queue 50 ms of work).
+// level wrong by a tenth lets a 250 ms window queue 50 ms of work; and at a
+// step to four times the capacity the queue grows by 3 ms every
+// millisecond until the level is seen to be wrong). A look costs the
+// monitor's thread a read of each loop's busy total and lag; the loops
+// pay a probe handler each.
 inline constexpr std::chrono::nanoseconds kOverloadCheckInterval =
-    std::chrono::milliseconds(20);
+    std::chrono::milliseconds(5);
 
 // What the controller sees of the pool since its last update.
 struct OverloadInput {
@@ -80,16 +86,24 @@ struct OverloadInput {
   // When: the integral runs over the time since the previous update (the
   // monitor updates at ticks and at checks between them).
   Clock::time_point now;
+  // How long the pool must have been at its bound before the level may
+  // rise: a pool that has just grown is still working off the queue it grew
+  // for, and a load it can absorb must not be refused meanwhile (the
+  // monitor gives two windows).
+  std::chrono::nanoseconds bound_grace{0};
 };
 
 class OverloadController {
  public:
   // Gains of the controller (see the header comment): level per second of
   // lag above the target, and level per second per second of it.
-  static constexpr double kGain = 10.0;
-  static constexpr double kIntegralGain = 50.0;
+  static constexpr double kGain = 20.0;
+  static constexpr double kIntegralGain = 200.0;
   // The time constant of the utilization the level's gate reads.
   static constexpr std::chrono::milliseconds kUtilizationSmoothing{100};
+  // A lag this many times the target with the loops busy since the last
+  // look opens the gate before the smoothed utilization does.
+  static constexpr double kJumpLag = 2.0;
 
   // Returns the new level, in 0 .. `config.max_shed` (0 with overload off).
   double update(const OverloadInput& in, const OverloadConfig& config);
@@ -107,6 +121,8 @@ class OverloadController {
   // one 20 ms check a loop running 10 ms handlers reads 0, 0.5 or 1.
   double utilization_ = 0.0;
   std::optional<Clock::time_point> last_;
+  // When the pool reached its bound, while it is there.
+  std::optional<Clock::time_point> at_bound_since_;
   std::string reason_ = "off";
 };
 

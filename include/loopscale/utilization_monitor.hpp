@@ -63,7 +63,7 @@
 //      `admission()`; while the pool is at its bound with overload on, the
 //      level is also updated every kOverloadCheckInterval between ticks.
 //      Overload listeners hear when shedding begins and ends.
-//   9. Listeners run for a decision that acted, sinks for every measured
+//  10. Listeners run for a decision that acted, sinks for every measured
 //      tick, on the thread that called `tick()`, before it returns.
 //
 // Between ticks (`ScalingConfig::fast_up_interval`) the monitor's thread
@@ -276,8 +276,10 @@ class UtilizationMonitor {
   // applied as a tick's decision is (moves included); listeners hear it.
   // Until the next tick the saturated executors stay out of the chooser's
   // rotation, so that new work goes to the others. Returns rule kNone and
-  // changes nothing otherwise. Reads no lag and runs no sinks (the next
-  // tick publishes). The monitor's thread calls it; tests call it by hand.
+  // changes nothing otherwise. Runs no sinks (the next tick publishes), and
+  // reads no lag unless overload is on and the pool at its bound: then it
+  // updates the overload level too (step 9 of a tick). The monitor's thread
+  // calls it; tests call it by hand.
   ScaleDecision check_saturation(Clock::time_point now);
 
   // Starts a thread that ticks every `window` (the current configuration's;

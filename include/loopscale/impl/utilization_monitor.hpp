@@ -280,6 +280,7 @@ void UtilizationMonitor<E>::update_overload(Clock::time_point now, const Observa
   OverloadInput in;
   in.at_bound = active >= active_bounds(c, chooser_.size()).max;
   in.now = now;
+  in.bound_grace = 2 * c.window;
   std::size_t n = 0;
   for (const LoopObservation& l : obs.loops) {
     if (l.status != ExecutorStatus::kActive) continue;
