@@ -7,13 +7,21 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <array>
+#include <atomic>
 #include <cmath>
+#include <thread>
 #include <memory>
 #include <vector>
 
+#include <asio/post.hpp>
+
 #include "loopscale/admission.hpp"
 #include "loopscale/chooser.hpp"
+#include "loopscale/loop_pool.hpp"
+#include "loopscale/prometheus.hpp"
 #include "loopscale/utilization_monitor.hpp"
+#include "support/wait.hpp"
 
 namespace loopscale {
 namespace {
@@ -273,6 +281,64 @@ TEST_F(MonitorOverloadTest, AnInjectedLevelHoldsWhateverTheMonitorMeasures) {
   EXPECT_DOUBLE_EQ(monitor_->admission().level(), 0.3);
   EXPECT_DOUBLE_EQ(monitor_->stats().overload_level, 0.3);
   EXPECT_TRUE(events_.empty());  // the controller itself never shed
+}
+
+// A real pool kept saturated by handlers that spin and re-post themselves:
+// its monitor's thread raises the level while the loops admit and another
+// thread reads the figures (for ThreadSanitizer). Every refusal the loops
+// saw is in the pool's count.
+TEST(PoolOverloadTest, ASaturatedPoolShedsAndCountsWhatItRefused) {
+  PoolOptions options;
+  options.name = "overload-test";
+  options.scaling.min_loops = options.scaling.max_loops = 2;
+  options.scaling.window = 20ms;
+  options.scaling.overload.enabled = true;
+  options.scaling.overload.lag_target = 1ms;
+  options.scaling.overload.utilization_start = 0.5;
+  auto created = LoopPool::create(options);
+  ASSERT_TRUE(created.ok()) << created.status();
+  LoopPool& pool = **created;
+  pool.start();
+  std::atomic<bool> stop{false};
+  std::array<std::atomic<std::uint64_t>, 2> refused{};
+  std::array<std::atomic<int>, 2> running{};
+  struct Spin {
+    LoopPool* pool;
+    std::size_t loop;
+    std::atomic<bool>* stop;
+    std::atomic<std::uint64_t>* refused;
+    std::atomic<int>* running;
+    void operator()() const {
+      if (stop->load()) {
+        running->store(0);
+        return;
+      }
+      const auto until = std::chrono::steady_clock::now() + 2ms;
+      while (std::chrono::steady_clock::now() < until) {
+      }
+      if (!pool->admission().admit(loop)) refused->fetch_add(1);
+      asio::post(pool->loop(loop).get_executor(), *this);
+    }
+  };
+  for (std::size_t i = 0; i < 2; ++i) {
+    running[i] = 1;
+    asio::post(pool.loop(i).get_executor(), Spin{&pool, i, &stop, &refused[i], &running[i]});
+  }
+  std::thread reader([&] {
+    while (!stop.load()) {
+      const PoolStats stats = pool.stats();
+      EXPECT_LE(stats.overload_level, options.scaling.overload.max_shed);
+      EXPECT_FALSE(prometheus::render(pool).empty());
+    }
+  });
+  EXPECT_TRUE(testing::eventually([&] { return refused[0] + refused[1] >= 50; }));
+  stop = true;
+  reader.join();
+  ASSERT_TRUE(testing::eventually([&] { return running[0] == 0 && running[1] == 0; }));
+  const PoolStats stats = pool.stats();
+  EXPECT_EQ(stats.overload_refused, refused[0] + refused[1]);
+  EXPECT_GE(stats.overload_episodes, 1u);
+  pool.stop();
 }
 
 }  // namespace
