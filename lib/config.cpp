@@ -408,6 +408,91 @@ absl::StatusOr<std::chrono::nanoseconds> parse_duration(std::string_view text) {
   return absl::ToChronoNanoseconds(d);
 }
 
+namespace {
+
+// Reads [scaling] into `s`; the first error.
+absl::Status read_scaling(TableReader& t, ScalingConfig& s) {
+  for (absl::Status status : {
+           t.reject_unknown({"min_loops", "max_loops", "window", "scale_down_threshold",
+                             "scale_up_threshold", "patience_cycles", "max_ramp_up_step",
+                             "max_ramp_down_step", "scale_down_cooldown_cycles", "signal",
+                             "target_utilization", "drain_connected_loops",
+                             "rebalance_connections", "max_moves_per_window",
+                             "fast_up_interval"}),
+           t.read_count("min_loops", s.min_loops),
+           t.read_count("max_loops", s.max_loops),
+           t.read_duration("window", s.window),
+           t.read_fraction("scale_down_threshold", s.scale_down_threshold),
+           t.read_fraction("scale_up_threshold", s.scale_up_threshold),
+           t.read_count("patience_cycles", s.patience_cycles),
+           t.read_count("max_ramp_up_step", s.max_ramp_up_step),
+           t.read_count("max_ramp_down_step", s.max_ramp_down_step),
+           t.read_count("scale_down_cooldown_cycles", s.scale_down_cooldown_cycles),
+           t.read_signal("signal", s.signal),
+           t.read_fraction("target_utilization", s.target_utilization),
+           t.read_bool("drain_connected_loops", s.drain_connected_loops),
+           t.read_bool("rebalance_connections", s.rebalance_connections),
+           t.read_count("max_moves_per_window", s.max_moves_per_window),
+           t.read_duration("fast_up_interval", s.fast_up_interval),
+       }) {
+    // Statuses are evaluated in order; the first error is the one reported.
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+// Reads [overload] into `o`; the first error.
+absl::Status read_overload(TableReader& t, OverloadConfig& o) {
+  for (absl::Status status : {
+           t.reject_unknown({"enabled", "lag_target", "utilization_start", "max_shed",
+                             "keepalive_off_at", "pause_accepting_at"}),
+           t.read_bool("enabled", o.enabled),
+           t.read_duration("lag_target", o.lag_target),
+           t.read_fraction("utilization_start", o.utilization_start),
+           t.read_fraction("max_shed", o.max_shed),
+           t.read_fraction("keepalive_off_at", o.keepalive_off_at),
+           t.read_fraction("pause_accepting_at", o.pause_accepting_at),
+       }) {
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+// Reads [metrics] into `m`; the first error.
+absl::Status read_metrics(TableReader& t, MetricsConfig& m) {
+  for (absl::Status status : {
+           t.reject_unknown({"enabled", "shm_path", "service", "file_mode"}),
+           t.read_bool("enabled", m.enabled),
+           t.read_string("shm_path", m.shm_path),
+           t.read_string("service", m.service),
+           t.read_mode("file_mode", m.file_mode),
+       }) {
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+// The document's top level: only the known tables, each a table.
+absl::Status check_tables(const toml::table& doc) {
+  for (auto&& [key, node] : doc) {
+    if (key.str() != "pool" && key.str() != "scaling" && key.str() != "overload" &&
+        key.str() != "metrics") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown key \"", sv(key.str()), "\" at line ", node.source().begin.line,
+          "; expected the tables [pool], [scaling], [overload] and [metrics]"));
+    }
+    if (!node.is_table()) {
+      return absl::InvalidArgumentError(absl::StrCat(sv(key.str()), " at line ",
+                                                     node.source().begin.line,
+                                                     ": expected a table ([", sv(key.str()),
+                                                     "])"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text) {
   toml::table doc;
   try {
@@ -418,80 +503,23 @@ absl::StatusOr<PoolOptions> parse_pool_options(std::string_view toml_text) {
                      ", column ", e.source().begin.column, ": ",
                      sv(e.description())));
   }
-
-  for (auto&& [key, node] : doc) {
-    if (key.str() != "pool" && key.str() != "scaling" && key.str() != "overload" &&
-        key.str() != "metrics") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown key \"", sv(key.str()), "\" at line ",
-          node.source().begin.line,
-          "; expected the tables [pool], [scaling], [overload] and [metrics]"));
-    }
-    if (!node.is_table()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          sv(key.str()), " at line ", node.source().begin.line,
-          ": expected a table ([", sv(key.str()), "])"));
-    }
-  }
+  if (absl::Status s = check_tables(doc); !s.ok()) return s;
   auto table = [&doc](std::string_view name) -> const toml::table& {
     const toml::table* t = doc[name].as_table();
     return t != nullptr ? *t : kEmptyTable;
   };
-
   PoolOptions out;
   TableReader pool("pool", table("pool"));
   TableReader scaling("scaling", table("scaling"));
   TableReader overload("overload", table("overload"));
   TableReader metrics("metrics", table("metrics"));
-  ScalingConfig& s = out.scaling;
-  OverloadConfig& o = s.overload;
-
-  for (absl::Status status : {
-           pool.reject_unknown({"name"}),
-           pool.read_string("name", out.name),
-           scaling.reject_unknown(
-               {"min_loops", "max_loops", "window", "scale_down_threshold",
-                "scale_up_threshold", "patience_cycles", "max_ramp_up_step",
-                "max_ramp_down_step", "scale_down_cooldown_cycles", "signal",
-                "target_utilization", "drain_connected_loops",
-                "rebalance_connections", "max_moves_per_window",
-                "fast_up_interval"}),
-           scaling.read_count("min_loops", s.min_loops),
-           scaling.read_count("max_loops", s.max_loops),
-           scaling.read_duration("window", s.window),
-           scaling.read_fraction("scale_down_threshold",
-                                 s.scale_down_threshold),
-           scaling.read_fraction("scale_up_threshold", s.scale_up_threshold),
-           scaling.read_count("patience_cycles", s.patience_cycles),
-           scaling.read_count("max_ramp_up_step", s.max_ramp_up_step),
-           scaling.read_count("max_ramp_down_step", s.max_ramp_down_step),
-           scaling.read_count("scale_down_cooldown_cycles",
-                              s.scale_down_cooldown_cycles),
-           scaling.read_signal("signal", s.signal),
-           scaling.read_fraction("target_utilization", s.target_utilization),
-           scaling.read_bool("drain_connected_loops", s.drain_connected_loops),
-           scaling.read_bool("rebalance_connections", s.rebalance_connections),
-           scaling.read_count("max_moves_per_window", s.max_moves_per_window),
-           scaling.read_duration("fast_up_interval", s.fast_up_interval),
-           overload.reject_unknown({"enabled", "lag_target", "utilization_start", "max_shed",
-                                    "keepalive_off_at", "pause_accepting_at"}),
-           overload.read_bool("enabled", o.enabled),
-           overload.read_duration("lag_target", o.lag_target),
-           overload.read_fraction("utilization_start", o.utilization_start),
-           overload.read_fraction("max_shed", o.max_shed),
-           overload.read_fraction("keepalive_off_at", o.keepalive_off_at),
-           overload.read_fraction("pause_accepting_at", o.pause_accepting_at),
-           metrics.reject_unknown(
-               {"enabled", "shm_path", "service", "file_mode"}),
-           metrics.read_bool("enabled", out.metrics.enabled),
-           metrics.read_string("shm_path", out.metrics.shm_path),
-           metrics.read_string("service", out.metrics.service),
-           metrics.read_mode("file_mode", out.metrics.file_mode),
-       }) {
-    // Statuses are evaluated in order; the first error is the one reported.
-    if (!status.ok()) return status;
-  }
-
+  // The tables in the order of a file's: [pool], [scaling], [overload],
+  // [metrics]; the first error is the one reported.
+  if (absl::Status s = pool.reject_unknown({"name"}); !s.ok()) return s;
+  if (absl::Status s = pool.read_string("name", out.name); !s.ok()) return s;
+  if (absl::Status s = read_scaling(scaling, out.scaling); !s.ok()) return s;
+  if (absl::Status s = read_overload(overload, out.scaling.overload); !s.ok()) return s;
+  if (absl::Status s = read_metrics(metrics, out.metrics); !s.ok()) return s;
   if (auto e = check_pool(out)) {
     if (e->table == "pool") return pool.located(*e);
     if (e->table == "metrics") return metrics.located(*e);
