@@ -333,10 +333,12 @@ awaitable<void> admitting(Session<EchoState>& s) {
     if (ec) co_return;
     std::string out;
     for (std::size_t i = 0; i < n; ++i) out += s.admit() ? '+' : '-';
-    if (!s.keep_alive()) out += 'c';
+    // Asked once per answer: the level may change while it is written.
+    const bool closing = !s.keep_alive();
+    if (closing) out += 'c';
     co_await asio::async_write(s.socket(), asio::buffer(out),
                                asio::redirect_error(use_awaitable, ec));
-    if (ec || !s.keep_alive()) co_return;
+    if (ec || closing) co_return;
   }
 }
 
