@@ -409,10 +409,10 @@ class UtilizationMonitor {
   void count(const ScaleDecision& d, const Applied& applied)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void run_sinks(const ScaleEvent& event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
-  // Step 9: updates the overload level from `obs` for a pool of `active`
-  // active executors.
-  void update_overload(Clock::time_point now, const Observation& obs, std::size_t active)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
+  // Step 9: updates the overload level from `obs` under `config` (the
+  // caller's copy: one read of the configuration per tick or check).
+  void update_overload(Clock::time_point now, const Observation& obs,
+                       const ScalingConfig& config) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
   // Whether overload checks run between ticks now: overload on and the pool
   // at its bound.
   bool overload_checks(const ScalingConfig& c) const;

@@ -18,7 +18,7 @@ ScaleDecision UtilizationMonitor<E>::tick(Clock::time_point now) {
   Observation obs = observe(elapsed, last_busy_, /*read_lag=*/true);
   ScaleDecision d = policy_.decide(obs.loops);
   Applied applied = apply(d, obs);
-  update_overload(now, obs, chooser_.active_count());
+  update_overload(now, obs, config());
   check_busy_ = obs.busy;
   last_busy_ = std::move(obs.busy);
   last_tick_ = last_check_ = now;
@@ -34,11 +34,12 @@ ScaleDecision UtilizationMonitor<E>::check_saturation(Clock::time_point now) {
   const auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(
       now - last_check_);
   if (elapsed <= std::chrono::nanoseconds::zero()) return {};
-  const bool overload_check = overload_checks(config());
+  const ScalingConfig c = config();
+  const bool overload_check = overload_checks(c);
   Observation obs = observe(elapsed, check_busy_, /*read_lag=*/overload_check);
   check_busy_ = std::move(obs.busy);
   last_check_ = now;
-  if (overload_check) update_overload(now, obs, chooser_.active_count());
+  if (overload_check) update_overload(now, obs, c);
   ScaleDecision d = policy_.decide_fast(obs.loops);
   if (!d.acted()) return d;
   // Until the next tick the saturated executors get no new work.
@@ -275,10 +276,9 @@ void UtilizationMonitor<E>::count(const ScaleDecision& d,
 
 template <ScalableExecutor E>
 void UtilizationMonitor<E>::update_overload(Clock::time_point now, const Observation& obs,
-                                            std::size_t active) {
-  const ScalingConfig c = config();
+                                            const ScalingConfig& c) {
   OverloadInput in;
-  in.at_bound = active >= active_bounds(c, chooser_.size()).max;
+  in.at_bound = chooser_.active_count() >= active_bounds(c, chooser_.size()).max;
   in.now = now;
   in.bound_grace = 2 * c.window;
   std::size_t n = 0;
